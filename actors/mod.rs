@@ -1,0 +1,6 @@
+//! The node's actors, one per file. See [`supervisor`] for the tree they form.
+
+pub mod protocol;
+pub mod request;
+pub mod supervisor;
+pub mod swarm;
