@@ -122,18 +122,27 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
         // A request actor's end never stops the protocol: that is the point.
         if let SupervisionEvent::ActorFailed(_, error) = event {
             metrics::actor_failed("request");
-            match error.downcast_ref::<ServeError>() {
-                Some(ServeError::Handler(_) | ServeError::HandlerDeadline(_)) => {
+            let panicked;
+            let error = match error.downcast_ref::<ServeError>() {
+                Some(error) => error,
+                None => {
+                    // Not a typed failure: the actor panicked.
+                    metrics::request_outcome(P::ID, Direction::Inbound, "panic");
+                    panicked = ServeError::Panicked {
+                        message: error.to_string(),
+                    };
+                    &panicked
+                }
+            };
+            match error {
+                ServeError::Handler(_)
+                | ServeError::HandlerDeadline(_)
+                | ServeError::Panicked { .. } => {
                     tracing::warn!(protocol = %state.protocol, "request failed: {error}");
                 }
-                Some(_) => {
-                    tracing::debug!(protocol = %state.protocol, "request failed: {error}");
-                }
-                None => {
-                    metrics::request_outcome(P::ID, Direction::Inbound, "panic");
-                    tracing::warn!(protocol = %state.protocol, "request handler panicked: {error}");
-                }
+                _ => tracing::debug!(protocol = %state.protocol, "request failed: {error}"),
             }
+            state.handler.on_failure(error);
         }
         Ok(())
     }

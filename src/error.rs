@@ -220,6 +220,12 @@ pub enum ServeError {
     /// Writing the response failed or timed out.
     #[error("sending the response failed: {0}")]
     Respond(#[source] io::Error),
+    /// The handler panicked.
+    #[error("the handler panicked: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
     /// The protocol is stopping and no longer runs handlers.
     #[error("the protocol is stopping")]
     Stopping,
@@ -237,6 +243,7 @@ impl ServeError {
             ServeError::HandlerDeadline(_) => "handler_deadline",
             ServeError::ResponseTooLarge { .. } => "too_large",
             ServeError::Respond(_) => "io",
+            ServeError::Panicked { .. } => "panic",
             ServeError::Stopping => "stopping",
         }
     }

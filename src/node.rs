@@ -157,6 +157,15 @@ pub struct Node {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("peer_id", &self.inner.peer_id)
+            .field("listen_addrs", &self.inner.listen_addrs)
+            .finish()
+    }
+}
+
 struct Inner {
     peer_id: PeerId,
     listen_addrs: Vec<Multiaddr>,
@@ -341,6 +350,15 @@ impl<P> Clone for Client<P> {
             protocol: self.protocol.clone(),
             _protocol: std::marker::PhantomData,
         }
+    }
+}
+
+impl<P: Protocol> std::fmt::Debug for Client<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("protocol", &self.protocol)
+            .field("node", &self.node)
+            .finish()
     }
 }
 

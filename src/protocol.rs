@@ -8,6 +8,8 @@ use std::{error::Error as StdError, fmt, future::Future, time::Duration};
 
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 
+use crate::ServeError;
+
 /// A direct request/response protocol.
 ///
 /// ```
@@ -45,6 +47,13 @@ pub trait Protocol: Send + Sync + 'static {
     /// The per-protocol limits and timeouts.
     fn config(&self) -> Config {
         Config::default()
+    }
+
+    /// Called after serving a request failed (bad input, timeout, handler
+    /// error, deadline or panic). The failure is already logged and counted;
+    /// override this to observe it. Runs on the protocol's actor: keep it short.
+    fn on_failure(&self, error: &ServeError) {
+        let _ = error;
     }
 }
 

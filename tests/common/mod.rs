@@ -38,3 +38,81 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+use std::time::Duration as StdDuration;
+
+use subnet::{
+    Config, HandlerError, RequestContext, ServeError,
+    task::{TaskRequest, TaskResponse},
+};
+use tokio::sync::mpsc;
+
+/// A task-protocol server whose behaviour the request's payload chooses:
+/// `panic`, `error`, `sleep:<ms>`, `big:<bytes>`, else the payload
+/// upper-cased. Every serving failure is reported, as its `Debug` text, on
+/// the channel `failures` returns.
+pub struct Probe {
+    config: Config,
+    failures: mpsc::Sender<String>,
+}
+
+impl Probe {
+    /// A probe with `config`, and the receiver of its failures.
+    pub fn new(config: Config) -> (Self, mpsc::Receiver<String>) {
+        let (failures, receiver) = mpsc::channel(4096);
+        (Self { config, failures }, receiver)
+    }
+}
+
+impl Protocol for Probe {
+    const ID: &'static str = "/subnet/task_protocol/1.0.0";
+    type Request = TaskRequest;
+    type Response = TaskResponse;
+
+    async fn handle(
+        &self,
+        _ctx: RequestContext,
+        request: TaskRequest,
+    ) -> Result<TaskResponse, HandlerError> {
+        let payload = String::from_utf8_lossy(&request.payload).into_owned();
+        let result = match payload.split_once(':') {
+            _ if payload == "panic" => panic!("deliberate panic in a test handler"),
+            _ if payload == "error" => return Err(HandlerError::new("deliberate handler error")),
+            Some(("sleep", ms)) => {
+                tokio::time::sleep(StdDuration::from_millis(ms.parse().unwrap())).await;
+                payload.to_ascii_uppercase().into_bytes()
+            }
+            Some(("big", bytes)) => vec![b'x'; bytes.parse().unwrap()],
+            _ => payload.to_ascii_uppercase().into_bytes(),
+        };
+        Ok(TaskResponse {
+            accepted: true,
+            result: result.into(),
+            error: String::new(),
+        })
+    }
+
+    fn config(&self) -> Config {
+        self.config.clone()
+    }
+
+    fn on_failure(&self, error: &ServeError) {
+        let _ = self.failures.try_send(format!("{error:?}"));
+    }
+}
+
+/// A task request carrying `payload`.
+pub fn task(payload: &str) -> TaskRequest {
+    TaskRequest {
+        task_id: payload.to_owned(),
+        payload: payload.as_bytes().to_vec().into(),
+    }
+}
+
+/// Waits for the next failure a probe reports.
+pub async fn next_failure(failures: &mut mpsc::Receiver<String>) -> String {
+    tokio::time::timeout(StdDuration::from_secs(10), failures.recv())
+        .await
+        .expect("a failure is reported in time")
+        .expect("the probe is alive")
+}
