@@ -26,13 +26,14 @@ enum Command {
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
-        listen: Multiaddr,
+        listen: String,
     },
     /// Call the task protocol of a peer and print the result.
     Call {
         /// The peer: a multiaddr ending in /p2p/<peer id>.
-        destination: String,
+        destination: Option<String>,
         /// The payload to upper-case.
+        #[arg(default_value = "hello")]
         payload: String,
     },
 }
@@ -57,6 +58,9 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     match args.command {
         Command::Serve { listen } => {
+            let listen: Multiaddr = listen
+                .parse()
+                .map_err(|e| format!("`{listen}` is not a multiaddr: {e}"))?;
             let node = Node::builder().listen(listen).build().await?;
             node.register(TaskProtocol).await?;
             for address in node.addresses() {
@@ -69,6 +73,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             destination,
             payload,
         } => {
+            let destination = destination.ok_or(
+                "missing destination: give the server's multiaddr ending in /p2p/<peer id>",
+            )?;
             let node = Node::builder().build().await?;
             let task = node.client::<TaskProtocol>();
             let request = TaskRequest {

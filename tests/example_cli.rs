@@ -1,0 +1,92 @@
+//! The `task_protocol` example driven as a user would: serve in one process,
+//! call from another, and bad input answered with one line and a failure code.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
+
+/// The example's binary: cargo builds examples before it runs the tests.
+fn example() -> PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    deps.parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("examples/task_protocol")
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_then_call_prints_the_payload_upper_cased() {
+    let mut server = Server(
+        Command::new(example())
+            .args(["serve", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the example runs"),
+    );
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"));
+    assert!(address.contains("/p2p/"), "{address}");
+
+    let call = Command::new(example())
+        .args(["call", address, "hello"])
+        .output()
+        .unwrap();
+    assert!(
+        call.status.success(),
+        "{}",
+        String::from_utf8_lossy(&call.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&call.stdout).trim(), "HELLO");
+}
+
+fn fails_with_one_line(args: &[&str]) -> String {
+    let output = Command::new(example()).args(args).output().unwrap();
+    assert!(!output.status.success(), "{args:?} succeeded");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line for {args:?}: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn bad_destinations_get_one_clear_line() {
+    let missing = fails_with_one_line(&["call"]);
+    assert!(missing.contains("missing destination"), "{missing}");
+    let malformed = fails_with_one_line(&["call", "/ip4/127.0.0.1/tcp/nope", "hi"]);
+    assert!(malformed.contains("not a multiaddr"), "{malformed}");
+    let no_peer = fails_with_one_line(&["call", "/ip4/127.0.0.1/tcp/4001", "hi"]);
+    assert!(no_peer.contains("/p2p/"), "{no_peer}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = format!(
+        "/ip4/127.0.0.1/tcp/{port}/p2p/12D3KooWGjRqcG9qKTRVbBsFPBVGwDmQ9yyhjRkTuxBqiLbk8oKY"
+    );
+    let dial = fails_with_one_line(&["call", &unreachable, "hi"]);
+    assert!(dial.contains("dialing"), "{dial}");
+    let listen = fails_with_one_line(&["serve", "--listen", "not-an-address"]);
+    assert!(listen.contains("not a multiaddr"), "{listen}");
+}
