@@ -1,7 +1,11 @@
 //! Compiles `proto/` with prost. The `.proto` files are parsed by `protox`, a
 //! pure-Rust compiler, so a fresh machine needs no system `protoc`.
 
-const PROTOS: &[&str] = &["proto/task.proto"];
+const PROTOS: &[&str] = &[
+    "proto/task.proto",
+    "proto/heartbeat.proto",
+    "proto/peer_exchange.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {
@@ -9,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let descriptors = protox::compile(PROTOS, ["proto"])?;
     prost_build::Config::new()
-        .bytes(["."])
+        .bytes([".subnet.task"])
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -1,25 +1,43 @@
 //! `SwarmActor`: the only owner of the libp2p `Swarm`.
 //!
 //! The swarm is polled by an event loop in a task the actor owns; the actor
-//! forwards its typed messages to that loop through a bounded channel and
-//! never waits on another actor. Stream bytes do not pass through here: see
-//! [`crate::streams`] for how streams reach protocols and callers directly.
+//! forwards its typed messages to that loop through a bounded channel. The
+//! loop never waits on another actor: it only casts (to the address book
+//! and heartbeat actors) and answers reply ports. Stream bytes do not pass
+//! through here: see [`crate::streams`] for how streams reach protocols and
+//! callers directly.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId, Swarm, identify, ping,
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify,
+    identity::Keypair,
+    kad::{self, store::MemoryStore},
+    noise, ping,
     swarm::{
         DialError, NetworkBehaviour, SwarmEvent,
+        behaviour::toggle::Toggle,
         dial_opts::{DialOpts, PeerCondition},
     },
+    tcp, yamux,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::{sync::mpsc, task::JoinHandle};
 
+use super::heartbeat::MAX_PENDING_VALIDATIONS;
+use super::{address_book::AddressBookMessage, heartbeat::HeartbeatMessage};
 use crate::{
+    StartError,
     address_book::{AddressBook, Source},
+    registry::Gate,
     streams,
 };
 
@@ -29,6 +47,15 @@ const COMMAND_QUEUE: usize = 1024;
 /// Callers waiting on dials to one peer; more get an error at once.
 const MAX_DIAL_WAITERS: usize = 4096;
 
+/// Kademlia lookups under way at once; more are answered empty at once.
+const MAX_LOOKUPS: usize = 256;
+
+/// Identify protocol version announced by nodes.
+const IDENTIFY_PROTOCOL: &str = "/subnet/1.0.0";
+
+/// Largest GossipSub message: 64 KiB.
+const MAX_GOSSIP_SIZE: usize = 64 * 1024;
+
 /// The libp2p behaviours of a node.
 #[derive(NetworkBehaviour)]
 #[allow(missing_docs)]
@@ -36,6 +63,89 @@ pub(crate) struct Behaviour {
     pub(crate) streams: streams::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) kademlia: Toggle<kad::Behaviour<MemoryStore>>,
+}
+
+/// How to build a node's swarm.
+pub(crate) struct SwarmOptions {
+    pub(crate) keypair: Keypair,
+    pub(crate) shared: Arc<streams::Shared>,
+    pub(crate) address_book: AddressBook,
+    pub(crate) gate: Gate,
+    pub(crate) idle_connection_timeout: Duration,
+    /// The subnet's id: names the Kademlia protocol.
+    pub(crate) subnet_id: u64,
+    pub(crate) kademlia: bool,
+    /// GossipSub's own heartbeat (mesh maintenance).
+    pub(crate) gossip_heartbeat: Duration,
+    /// Topics to subscribe to.
+    pub(crate) topics: Vec<String>,
+}
+
+/// Builds a swarm: TCP + Noise + yamux and QUIC, with identify, ping,
+/// GossipSub (signed, strict, application-validated) and, if asked,
+/// Kademlia in server mode under the subnet's own protocol name.
+pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartError> {
+    let transport = |e: &dyn std::fmt::Display| StartError::Transport(e.to_string().into());
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .heartbeat_interval(options.gossip_heartbeat)
+        .max_transmit_size(MAX_GOSSIP_SIZE)
+        .build()
+        .map_err(|e| transport(&e))?;
+    let mut swarm = SwarmBuilder::with_existing_identity(options.keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| transport(&e))?
+        .with_quic()
+        .with_behaviour(|key| {
+            let peer = key.public().to_peer_id();
+            let kademlia = options.kademlia.then(|| {
+                let protocol = format!("/subnet/{}/kad/1.0.0", options.subnet_id);
+                let protocol = StreamProtocol::try_from_owned(protocol).expect("starts with /");
+                let mut kad = kad::Behaviour::with_config(
+                    peer,
+                    MemoryStore::new(peer),
+                    kad::Config::new(protocol),
+                );
+                kad.set_mode(Some(kad::Mode::Server));
+                kad
+            });
+            Ok(Behaviour {
+                streams: streams::Behaviour::new(
+                    options.shared.clone(),
+                    options.address_book.clone(),
+                    options.gate.clone(),
+                ),
+                identify: identify::Behaviour::new(identify::Config::new(
+                    IDENTIFY_PROTOCOL.into(),
+                    key.public(),
+                )),
+                ping: ping::Behaviour::default(),
+                gossipsub: gossipsub::Behaviour::new(
+                    gossipsub::MessageAuthenticity::Signed(key.clone()),
+                    gossip_config,
+                )?,
+                kademlia: kademlia.into(),
+            })
+        })
+        .map_err(|e| transport(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(options.idle_connection_timeout))
+        .build();
+    for topic in &options.topics {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&gossipsub::IdentTopic::new(topic))
+            .map_err(|e| transport(&e))?;
+    }
+    Ok(swarm)
 }
 
 /// The result of a dial request.
@@ -54,6 +164,43 @@ pub enum SwarmMessage {
         /// Answered with the outcome.
         reply: RpcReplyPort<DialResult>,
     },
+    /// Connect to bootstrap peers and, with Kademlia, bootstrap the DHT.
+    Bootstrap {
+        /// Addresses ending in `/p2p/<peer id>`.
+        peers: Vec<(PeerId, Multiaddr)>,
+    },
+    /// Look `peer` up in the DHT.
+    FindPeer {
+        /// The peer sought.
+        peer: PeerId,
+        /// Answered with its addresses (empty if not found or no Kademlia).
+        reply: RpcReplyPort<Vec<Multiaddr>>,
+    },
+    /// Publish `data` on a GossipSub topic.
+    Publish {
+        /// The topic.
+        topic: String,
+        /// The message.
+        data: Vec<u8>,
+    },
+    /// Report the application's verdict on a GossipSub message.
+    ReportValidation {
+        /// The message.
+        message_id: gossipsub::MessageId,
+        /// The peer that forwarded it.
+        propagation_source: PeerId,
+        /// The verdict.
+        acceptance: gossipsub::MessageAcceptance,
+    },
+    /// Forward messages of `topic` to `actor` for validation.
+    RouteHeartbeats {
+        /// The heartbeat topic.
+        topic: String,
+        /// The heartbeat actor.
+        actor: ActorRef<HeartbeatMessage>,
+        /// Validations the actor has not finished; bounded by the loop.
+        pending: Arc<AtomicUsize>,
+    },
     /// The addresses the node listens on.
     ListenAddrs {
         /// Answered with the current listen addresses.
@@ -70,8 +217,8 @@ pub enum SwarmMessage {
 pub struct SwarmArguments {
     /// A built swarm whose listeners are already bound.
     pub(crate) swarm: Swarm<Behaviour>,
-    /// The address book's shared view, fed with connection endpoints.
-    pub(crate) address_book: AddressBook,
+    /// Where learned addresses and dial outcomes go.
+    pub(crate) address_book: ActorRef<AddressBookMessage>,
 }
 
 /// The actor's state: the loop's command channel and task.
@@ -99,6 +246,8 @@ impl Actor for SwarmActor {
             commands: receiver,
             address_book: args.address_book,
             dials: HashMap::new(),
+            lookups: HashMap::new(),
+            heartbeats: None,
         };
         let event_loop = tokio::spawn(async move {
             event_loop.run().await;
@@ -133,12 +282,20 @@ impl Drop for SwarmState {
     }
 }
 
+struct HeartbeatRoute {
+    topic: gossipsub::TopicHash,
+    actor: ActorRef<HeartbeatMessage>,
+    pending: Arc<AtomicUsize>,
+}
+
 /// The task that polls the swarm and applies commands.
 struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<SwarmMessage>,
-    address_book: AddressBook,
+    address_book: ActorRef<AddressBookMessage>,
     dials: HashMap<PeerId, Vec<RpcReplyPort<DialResult>>>,
+    lookups: HashMap<kad::QueryId, (PeerId, RpcReplyPort<Vec<Multiaddr>>)>,
+    heartbeats: Option<HeartbeatRoute>,
 }
 
 impl EventLoop {
@@ -161,6 +318,35 @@ impl EventLoop {
                 addresses,
                 reply,
             } => self.dial(peer, addresses, reply),
+            SwarmMessage::Bootstrap { peers } => self.bootstrap(peers),
+            SwarmMessage::FindPeer { peer, reply } => self.find_peer(peer, reply),
+            SwarmMessage::Publish { topic, data } => {
+                let topic = gossipsub::IdentTopic::new(topic);
+                if let Err(error) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+                    tracing::debug!("publishing failed: {error}");
+                }
+            }
+            SwarmMessage::ReportValidation {
+                message_id,
+                propagation_source,
+                acceptance,
+            } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+            }
+            SwarmMessage::RouteHeartbeats {
+                topic,
+                actor,
+                pending,
+            } => {
+                self.heartbeats = Some(HeartbeatRoute {
+                    topic: gossipsub::IdentTopic::new(topic).hash(),
+                    actor,
+                    pending,
+                });
+            }
             SwarmMessage::ListenAddrs { reply } => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
@@ -200,8 +386,75 @@ impl EventLoop {
         }
     }
 
+    fn bootstrap(&mut self, peers: Vec<(PeerId, Multiaddr)>) {
+        for (peer, address) in peers {
+            if let Some(kad) = self.swarm.behaviour_mut().kademlia.as_mut() {
+                kad.add_address(&peer, address.clone());
+            }
+            let _ = self.address_book.cast(AddressBookMessage::Add {
+                peer,
+                addresses: vec![address.clone()],
+                source: Source::Manual,
+                subnet_node_id: None,
+            });
+            let opts = DialOpts::peer_id(peer)
+                .addresses(vec![address.clone()])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(error) = self.swarm.dial(opts) {
+                tracing::warn!(%peer, "cannot dial bootstrap peer {address}: {error}");
+            }
+        }
+        if let Some(kad) = self.swarm.behaviour_mut().kademlia.as_mut() {
+            let _ = kad.bootstrap();
+        }
+    }
+
+    fn find_peer(&mut self, peer: PeerId, reply: RpcReplyPort<Vec<Multiaddr>>) {
+        let Some(kad) = self.swarm.behaviour_mut().kademlia.as_mut() else {
+            let _ = reply.send(Vec::new());
+            return;
+        };
+        if self.lookups.len() >= MAX_LOOKUPS {
+            let _ = reply.send(Vec::new());
+            return;
+        }
+        let query = kad.get_closest_peers(peer);
+        self.lookups.insert(query, (peer, reply));
+    }
+
     fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if let Some(kad) = self.swarm.behaviour_mut().kademlia.as_mut() {
+                    for address in &info.listen_addrs {
+                        kad.add_address(&peer_id, address.clone());
+                    }
+                }
+                let _ = self.address_book.cast(AddressBookMessage::Add {
+                    peer: peer_id,
+                    addresses: info.listen_addrs,
+                    source: Source::Identify,
+                    subnet_node_id: None,
+                });
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.on_gossip(propagation_source, message_id, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Kademlia(
+                kad::Event::OutboundQueryProgressed {
+                    id,
+                    result: kad::QueryResult::GetClosestPeers(result),
+                    step,
+                    ..
+                },
+            )) => self.on_lookup(id, result, step.last),
             SwarmEvent::NewListenAddr { address, .. } => {
                 let peer = *self.swarm.local_peer_id();
                 tracing::info!("listening on {address}/p2p/{peer}");
@@ -211,11 +464,10 @@ impl EventLoop {
             } => {
                 tracing::debug!(peer = %peer_id, address = %endpoint.get_remote_address(), "connected");
                 if endpoint.is_dialer() {
-                    self.address_book.add(
-                        peer_id,
-                        endpoint.get_remote_address().clone(),
-                        Source::Connection,
-                    );
+                    let _ = self.address_book.cast(AddressBookMessage::Confirmed {
+                        peer: peer_id,
+                        address: endpoint.get_remote_address().clone(),
+                    });
                 }
                 self.finish_dials(peer_id, Ok(()));
             }
@@ -225,6 +477,12 @@ impl EventLoop {
                 ..
             } => {
                 tracing::debug!(%peer, "dial failed: {error}");
+                if let DialError::Transport(failed) = &error {
+                    let addresses = failed.iter().map(|(a, _)| a.clone()).collect();
+                    let _ = self
+                        .address_book
+                        .cast(AddressBookMessage::DialFailed { peer, addresses });
+                }
                 if !self.swarm.is_connected(&peer) {
                     self.finish_dials(peer, Err(Arc::new(error)));
                 }
@@ -233,6 +491,83 @@ impl EventLoop {
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
             }
             _ => {}
+        }
+    }
+
+    fn on_gossip(
+        &mut self,
+        propagation_source: PeerId,
+        message_id: gossipsub::MessageId,
+        message: gossipsub::Message,
+    ) {
+        let routed = self.heartbeats.as_ref().and_then(|route| {
+            if route.topic != message.topic {
+                return None;
+            }
+            // Bound the validations in flight: beyond, ignore unread.
+            if route.pending.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING_VALIDATIONS {
+                route.pending.fetch_sub(1, Ordering::Relaxed);
+                return None;
+            }
+            let sent = route.actor.cast(HeartbeatMessage::Received {
+                message_id: message_id.clone(),
+                propagation_source,
+                signer: message.source,
+                data: message.data,
+            });
+            if sent.is_err() {
+                route.pending.fetch_sub(1, Ordering::Relaxed);
+            }
+            sent.ok()
+        });
+        if routed.is_none() {
+            // No one validates this topic here (or too many wait): ignore it.
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    gossipsub::MessageAcceptance::Ignore,
+                );
+        }
+    }
+
+    fn on_lookup(&mut self, id: kad::QueryId, result: kad::GetClosestPeersResult, last: bool) {
+        let Some((target, _)) = self.lookups.get(&id) else {
+            return;
+        };
+        let target = *target;
+        let peers = match result {
+            Ok(ok) => ok.peers,
+            Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+        };
+        let found: Vec<Multiaddr> = peers
+            .into_iter()
+            .filter(|p| p.peer_id == target)
+            .flat_map(|p| p.addrs)
+            .collect();
+        if !found.is_empty() || last {
+            if let Some((_, reply)) = self.lookups.remove(&id) {
+                if !found.is_empty() {
+                    let _ = self.address_book.cast(AddressBookMessage::Add {
+                        peer: target,
+                        addresses: found.clone(),
+                        source: Source::Kademlia,
+                        subnet_node_id: None,
+                    });
+                }
+                let _ = reply.send(found);
+            }
+            if let Some(mut query) = self
+                .swarm
+                .behaviour_mut()
+                .kademlia
+                .as_mut()
+                .and_then(|kad| kad.query_mut(&id))
+            {
+                query.finish();
+            }
         }
     }
 }

@@ -1,24 +1,66 @@
-//! The shared read view of the address book: where each known peer lives.
+//! The address book: where each known peer lives, and how we know.
 //!
-//! Readers (the swarm resolving a dial, callers) use the `DashMap` directly.
-//! Each address carries the source it came from and when it was last
-//! confirmed.
+//! [`AddressBook`] is the shared read view (a `DashMap`): the swarm resolves
+//! dials through it and callers look peers up without a message round trip.
+//! Every write goes through the
+//! [`AddressBookActor`](crate::actors::address_book::AddressBookActor), which
+//! serialises merges, confirmations, demotions, expiry and eviction, and
+//! publishes change [`Event`]s.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use dashmap::DashMap;
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 
-/// Addresses kept per peer; the oldest is dropped beyond this.
-pub const MAX_ADDRESSES_PER_PEER: usize = 16;
-
 /// Where an address was learned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Source {
+    /// The subnet's registry (on chain, or the local registry file).
+    Registry,
+    /// A validated, signed heartbeat gossiped by the peer itself.
+    Heartbeat,
+    /// A connected peer answered a peer-exchange question.
+    PeerExchange,
+    /// The peer's identify message on a direct connection.
+    Identify,
+    /// A Kademlia lookup.
+    Kademlia,
     /// Given explicitly: a call by multiaddr, or `Node::add_address`.
     Manual,
-    /// The remote endpoint of an established connection.
-    Connection,
+}
+
+impl Source {
+    /// Every source, in order.
+    pub const ALL: [Source; 6] = [
+        Source::Registry,
+        Source::Heartbeat,
+        Source::PeerExchange,
+        Source::Identify,
+        Source::Kademlia,
+        Source::Manual,
+    ];
+
+    /// A short lowercase name, for logs, metrics and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Registry => "registry",
+            Source::Heartbeat => "heartbeat",
+            Source::PeerExchange => "peer_exchange",
+            Source::Identify => "identify",
+            Source::Kademlia => "kademlia",
+            Source::Manual => "manual",
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One known address of a peer.
@@ -26,63 +68,323 @@ pub enum Source {
 pub struct Entry {
     /// The address, without a trailing `/p2p/<peer id>`.
     pub address: Multiaddr,
-    /// Where it came from.
+    /// Where it was learned (the latest source that reported it).
     pub source: Source,
-    /// When it was last learned or confirmed.
+    /// When it was last learned again or used successfully.
     pub confirmed: Instant,
+    /// Failed dials since it was last confirmed; more sort it later.
+    pub failures: u32,
 }
 
-/// The address book's shared view. Cloning it is cheap and shares the map.
+/// What the book knows of one peer.
+#[derive(Debug, Clone)]
+pub struct PeerRecord {
+    /// Its addresses, best first.
+    pub addresses: Vec<Entry>,
+    /// Its subnet node id, when a source told it.
+    pub subnet_node_id: Option<u64>,
+}
+
+impl PeerRecord {
+    /// The most recently confirmed moment of any of its addresses.
+    pub fn last_confirmed(&self) -> Option<Instant> {
+        self.addresses.iter().map(|e| e.confirmed).max()
+    }
+}
+
+/// A change in the book, published to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A peer the book did not know.
+    PeerAdded {
+        /// The peer.
+        peer: PeerId,
+        /// The source that told of it.
+        source: Source,
+    },
+    /// A new address of a peer.
+    AddressAdded {
+        /// The peer.
+        peer: PeerId,
+        /// The address.
+        address: Multiaddr,
+        /// The source that told of it.
+        source: Source,
+    },
+    /// Every address of a peer expired (or it was evicted): it left the book.
+    PeerExpired {
+        /// The peer.
+        peer: PeerId,
+    },
+}
+
+/// Limits of the address book.
+#[derive(Debug, Clone)]
+pub struct Config {
+    ttl: HashMap<Source, Option<Duration>>,
+    max_peers: usize,
+    max_addresses_per_peer: usize,
+    expiry_interval: Duration,
+    registry_refresh: Duration,
+}
+
+impl Config {
+    /// Peers kept at most; beyond, the least recently confirmed is evicted.
+    pub const DEFAULT_MAX_PEERS: usize = 10_000;
+    /// Addresses kept per peer; beyond, the least recently confirmed goes.
+    pub const DEFAULT_MAX_ADDRESSES_PER_PEER: usize = 16;
+    /// How often expired addresses are swept: 1 s.
+    pub const DEFAULT_EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
+    /// How often the registry is read again: 60 s.
+    pub const DEFAULT_REGISTRY_REFRESH: Duration = Duration::from_secs(60);
+    /// Time-to-live of heartbeat addresses: 90 s (a few heartbeats).
+    pub const DEFAULT_HEARTBEAT_TTL: Duration = Duration::from_secs(90);
+    /// Time-to-live of peer-exchange, identify and Kademlia addresses: 10 min.
+    pub const DEFAULT_LEARNED_TTL: Duration = Duration::from_secs(600);
+
+    /// Sets how long an address from `source` lives without being confirmed
+    /// (`None`: forever).
+    pub fn with_ttl(mut self, source: Source, ttl: Option<Duration>) -> Self {
+        self.ttl.insert(source, ttl);
+        self
+    }
+
+    /// Sets the number of peers kept.
+    pub fn with_max_peers(mut self, peers: usize) -> Self {
+        self.max_peers = peers.max(1);
+        self
+    }
+
+    /// Sets how often expired addresses are swept.
+    pub fn with_expiry_interval(mut self, interval: Duration) -> Self {
+        self.expiry_interval = interval;
+        self
+    }
+
+    /// Sets how often the registry is read again.
+    pub fn with_registry_refresh(mut self, interval: Duration) -> Self {
+        self.registry_refresh = interval;
+        self
+    }
+
+    /// The time-to-live of addresses from `source`.
+    pub fn ttl(&self, source: Source) -> Option<Duration> {
+        self.ttl.get(&source).copied().flatten()
+    }
+
+    /// The number of peers kept.
+    pub fn max_peers(&self) -> usize {
+        self.max_peers
+    }
+
+    /// How often expired addresses are swept.
+    pub fn expiry_interval(&self) -> Duration {
+        self.expiry_interval
+    }
+
+    /// How often the registry is read again.
+    pub fn registry_refresh(&self) -> Duration {
+        self.registry_refresh
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let ttl = Source::ALL
+            .into_iter()
+            .map(|source| {
+                let ttl = match source {
+                    Source::Registry | Source::Manual => None,
+                    Source::Heartbeat => Some(Self::DEFAULT_HEARTBEAT_TTL),
+                    _ => Some(Self::DEFAULT_LEARNED_TTL),
+                };
+                (source, ttl)
+            })
+            .collect();
+        Self {
+            ttl,
+            max_peers: Self::DEFAULT_MAX_PEERS,
+            max_addresses_per_peer: Self::DEFAULT_MAX_ADDRESSES_PER_PEER,
+            expiry_interval: Self::DEFAULT_EXPIRY_INTERVAL,
+            registry_refresh: Self::DEFAULT_REGISTRY_REFRESH,
+        }
+    }
+}
+
+/// The address book's shared read view. Cloning it is cheap.
 #[derive(Debug, Clone, Default)]
 pub struct AddressBook {
-    peers: Arc<DashMap<PeerId, Vec<Entry>>>,
+    peers: Arc<DashMap<PeerId, PeerRecord>>,
 }
 
 impl AddressBook {
-    /// Records `address` for `peer`, refreshing it if already known.
-    pub fn add(&self, peer: PeerId, address: Multiaddr, source: Source) {
-        let address = without_peer_id(address);
-        let mut entries = self.peers.entry(peer).or_default();
-        let now = Instant::now();
-        if let Some(entry) = entries.iter_mut().find(|e| e.address == address) {
-            entry.confirmed = now;
-            return;
-        }
-        if entries.len() >= MAX_ADDRESSES_PER_PEER {
-            let oldest = entries
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, e)| e.confirmed)
-                .map(|(i, _)| i);
-            if let Some(i) = oldest {
-                entries.swap_remove(i);
+    /// What the book knows of `peer`.
+    pub fn lookup(&self, peer: &PeerId) -> Option<PeerRecord> {
+        self.peers.get(peer).map(|r| r.clone())
+    }
+
+    /// The addresses known for `peer`, best first.
+    pub fn addresses(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        self.peers
+            .get(peer)
+            .map(|r| r.addresses.iter().map(|e| e.address.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every known peer.
+    pub fn peers(&self) -> Vec<PeerId> {
+        self.peers.iter().map(|r| *r.key()).collect()
+    }
+
+    /// Whether the book knows `peer`.
+    pub fn contains(&self, peer: &PeerId) -> bool {
+        self.peers.contains_key(peer)
+    }
+
+    /// The number of known peers.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether the book is empty.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// Known peers by the source of their best address.
+    pub fn count_by_source(&self) -> HashMap<Source, usize> {
+        let mut counts = HashMap::new();
+        for record in self.peers.iter() {
+            if let Some(best) = record.addresses.first() {
+                *counts.entry(best.source).or_default() += 1;
             }
         }
-        entries.push(Entry {
-            address,
-            source,
-            confirmed: now,
+        counts
+    }
+
+    /// Merges addresses of `peer` (writer: the address book actor only).
+    pub(crate) fn merge(
+        &self,
+        peer: PeerId,
+        addresses: Vec<Multiaddr>,
+        source: Source,
+        subnet_node_id: Option<u64>,
+        config: &Config,
+    ) -> Vec<Event> {
+        let now = Instant::now();
+        let mut events = Vec::new();
+        if !self.peers.contains_key(&peer) {
+            if addresses.is_empty() {
+                return events;
+            }
+            self.evict_for_room(config, &mut events);
+            events.push(Event::PeerAdded { peer, source });
+        }
+        let mut record = self.peers.entry(peer).or_insert_with(|| PeerRecord {
+            addresses: Vec::new(),
+            subnet_node_id: None,
         });
+        if subnet_node_id.is_some() {
+            record.subnet_node_id = subnet_node_id;
+        }
+        for address in addresses {
+            let address = without_peer_id(address);
+            if let Some(entry) = record.addresses.iter_mut().find(|e| e.address == address) {
+                entry.confirmed = now;
+                // Keep the source that keeps the address longest.
+                if config
+                    .ttl(source)
+                    .is_none_or(|new| config.ttl(entry.source).is_some_and(|old| new > old))
+                {
+                    entry.source = source;
+                }
+                continue;
+            }
+            if record.addresses.len() >= config.max_addresses_per_peer {
+                record.addresses.pop(); // the worst, as the list is sorted
+            }
+            events.push(Event::AddressAdded {
+                peer,
+                address: address.clone(),
+                source,
+            });
+            record.addresses.push(Entry {
+                address,
+                source,
+                confirmed: now,
+                failures: 0,
+            });
+        }
+        sort(&mut record.addresses);
+        events
     }
 
-    /// The addresses known for `peer`, most recently confirmed first.
-    pub fn addresses(&self, peer: &PeerId) -> Vec<Multiaddr> {
-        let Some(entries) = self.peers.get(peer) else {
-            return Vec::new();
-        };
-        let mut sorted: Vec<&Entry> = entries.iter().collect();
-        sorted.sort_by_key(|e| std::cmp::Reverse(e.confirmed));
-        sorted.into_iter().map(|e| e.address.clone()).collect()
+    /// Marks a dial of `address` as successful.
+    pub(crate) fn confirm(&self, peer: &PeerId, address: &Multiaddr) {
+        let address = without_peer_id(address.clone());
+        if let Some(mut record) = self.peers.get_mut(peer) {
+            if let Some(entry) = record.addresses.iter_mut().find(|e| e.address == address) {
+                entry.confirmed = Instant::now();
+                entry.failures = 0;
+            }
+            sort(&mut record.addresses);
+        }
     }
 
-    /// Every entry known for `peer`.
-    pub fn entries(&self, peer: &PeerId) -> Vec<Entry> {
-        self.peers.get(peer).map(|e| e.clone()).unwrap_or_default()
+    /// Marks failed dials of `peer`'s addresses: they sort later.
+    pub(crate) fn demote(&self, peer: &PeerId, failed: &[Multiaddr]) {
+        if let Some(mut record) = self.peers.get_mut(peer) {
+            for address in failed {
+                let address = without_peer_id(address.clone());
+                if let Some(entry) = record.addresses.iter_mut().find(|e| e.address == address) {
+                    entry.failures = entry.failures.saturating_add(1);
+                }
+            }
+            sort(&mut record.addresses);
+        }
+    }
+
+    /// Drops addresses older than their source's TTL, and peers left with none.
+    pub(crate) fn expire(&self, config: &Config) -> Vec<Event> {
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        self.peers.retain(|peer, record| {
+            record.addresses.retain(|e| {
+                config
+                    .ttl(e.source)
+                    .is_none_or(|ttl| now.duration_since(e.confirmed) < ttl)
+            });
+            if record.addresses.is_empty() {
+                gone.push(Event::PeerExpired { peer: *peer });
+                false
+            } else {
+                true
+            }
+        });
+        gone
+    }
+
+    fn evict_for_room(&self, config: &Config, events: &mut Vec<Event>) {
+        while self.peers.len() >= config.max_peers {
+            let oldest = self
+                .peers
+                .iter()
+                .min_by_key(|r| r.last_confirmed())
+                .map(|r| *r.key());
+            let Some(peer) = oldest else { return };
+            self.peers.remove(&peer);
+            events.push(Event::PeerExpired { peer });
+        }
     }
 }
 
+/// Best first: fewest failed dials, then most recently confirmed.
+fn sort(entries: &mut [Entry]) {
+    entries.sort_by_key(|e| (e.failures, std::cmp::Reverse(e.confirmed)));
+}
+
 /// Strips a trailing `/p2p/<peer id>`: the book stores it as the key.
-fn without_peer_id(mut address: Multiaddr) -> Multiaddr {
+pub(crate) fn without_peer_id(mut address: Multiaddr) -> Multiaddr {
     if matches!(address.iter().last(), Some(Protocol::P2p(_))) {
         address.pop();
     }

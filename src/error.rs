@@ -29,6 +29,12 @@ pub enum StartError {
         /// What the listener reported.
         reason: String,
     },
+    /// A bootstrap address does not end in `/p2p/<peer id>`.
+    #[error("bootstrap address {address} has no /p2p/<peer id> part")]
+    Bootstrap {
+        /// The address given.
+        address: Multiaddr,
+    },
     /// An actor of the node failed to start.
     #[error("an actor failed to start: {0}")]
     Spawn(#[from] ractor::SpawnErr),

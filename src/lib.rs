@@ -6,9 +6,12 @@ pub mod address_book;
 pub mod codec;
 pub mod destination;
 pub mod error;
+pub mod heartbeat;
 pub mod metrics;
 mod node;
+pub mod peer_exchange;
 pub mod protocol;
+pub mod registry;
 mod streams;
 pub mod task;
 
@@ -17,4 +20,4 @@ pub use error::{CallError, Phase, RegisterError, ServeError, StartError};
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol, identity::Keypair};
 pub use node::{Client, Node, NodeBuilder};
 pub use protocol::{Config, HandlerError, Protocol, RequestContext};
-pub use streams::{InboundStream, MAX_OUTBOUND_STREAMS_PER_CONNECTION, OutboundStream};
+pub use streams::{InboundStream, MAX_OUTBOUND_STREAMS_PER_CONNECTION, NotMember, OutboundStream};

@@ -2,44 +2,92 @@
 
 use std::{sync::Arc, time::Duration};
 
-use futures::AsyncWriteExt;
-use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, SwarmBuilder, identify, identity::Keypair, noise, ping,
-    swarm::SwarmEvent, tcp, yamux,
-};
+use futures::{AsyncWriteExt, StreamExt, stream::FuturesUnordered};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, identity::Keypair, swarm::SwarmEvent};
 use ractor::{Actor, ActorCell, ActorRef, RpcReplyPort};
-use tokio::time::{Instant, timeout_at};
+use tokio::{
+    sync::broadcast,
+    time::{Instant, timeout_at},
+};
 
 use crate::{
     Protocol,
     actors::{
+        address_book::AddressBookMessage,
+        heartbeat::{HeartbeatMessage, HeartbeatStats},
         protocol::{ProtocolActor, ProtocolArguments},
-        supervisor::{NodeMessage, NodeSupervisor},
-        swarm::{Behaviour, SwarmArguments, SwarmMessage},
+        supervisor::{NodeActors, NodeArguments, NodeMessage, NodeSupervisor},
+        swarm::{self, SwarmMessage, SwarmOptions},
     },
-    address_book::{AddressBook, Source},
+    address_book::{self, AddressBook, Event, Source},
     codec::{self, FrameError},
     destination::Destination,
     error::{CallError, Phase, RegisterError, StartError},
+    heartbeat,
     metrics::{self, Direction, InFlight},
+    peer_exchange::{PeerExchange, PeerExchangeRequest},
     protocol::Config,
+    registry::{Gate, Registry},
     streams::{OpenError, OutboundStream, Shared},
 };
 
-/// Identify protocol version announced by nodes.
-const IDENTIFY_PROTOCOL: &str = "/subnet/1.0.0";
-
 /// Builds a [`Node`].
-#[derive(Debug, Default)]
 pub struct NodeBuilder {
     keypair: Option<Keypair>,
     listen: Vec<Multiaddr>,
-    idle_connection_timeout: Option<Duration>,
+    bootstrap: Vec<Multiaddr>,
+    idle_connection_timeout: Duration,
+    subnet_id: u64,
+    heartbeat: Option<heartbeat::Config>,
+    registry: Option<Arc<dyn Registry>>,
+    gating: bool,
+    peer_exchange: bool,
+    kademlia: bool,
+    address_book: address_book::Config,
+    discovery_timeout: Duration,
+}
+
+impl Default for NodeBuilder {
+    fn default() -> Self {
+        Self {
+            keypair: None,
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            idle_connection_timeout: Self::DEFAULT_IDLE_CONNECTION_TIMEOUT,
+            subnet_id: 0,
+            heartbeat: None,
+            registry: None,
+            gating: false,
+            peer_exchange: true,
+            kademlia: true,
+            address_book: address_book::Config::default(),
+            discovery_timeout: Self::DEFAULT_DISCOVERY_TIMEOUT,
+        }
+    }
+}
+
+impl std::fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeBuilder")
+            .field("listen", &self.listen)
+            .field("bootstrap", &self.bootstrap)
+            .field("subnet_id", &self.subnet_id)
+            .field("heartbeat", &self.heartbeat)
+            .field("registry", &self.registry.is_some())
+            .field("gating", &self.gating)
+            .field("peer_exchange", &self.peer_exchange)
+            .field("kademlia", &self.kademlia)
+            .finish()
+    }
 }
 
 impl NodeBuilder {
     /// How long an idle connection is kept: 60 s.
     pub const DEFAULT_IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Time a call by peer id spends asking peers and the DHT: 5 s.
+    pub const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Connected peers asked at once by peer exchange.
+    pub const PEER_EXCHANGE_FANOUT: usize = 3;
 
     /// Uses `keypair` as the node's identity (default: a new Ed25519 key).
     pub fn keypair(mut self, keypair: Keypair) -> Self {
@@ -54,9 +102,67 @@ impl NodeBuilder {
         self
     }
 
+    /// Adds a bootstrap peer: an address ending in `/p2p/<peer id>`. The
+    /// node connects to it at start and, with Kademlia, joins the DHT there.
+    pub fn bootstrap(mut self, address: Multiaddr) -> Self {
+        self.bootstrap.push(address);
+        self
+    }
+
+    /// Sets the subnet's id (default 0): it names the heartbeat topic and
+    /// the Kademlia protocol.
+    pub fn subnet(mut self, subnet_id: u64) -> Self {
+        self.subnet_id = subnet_id;
+        self
+    }
+
+    /// Publishes and validates heartbeats with `config` (off by default).
+    /// Its subnet id also becomes the node's.
+    pub fn heartbeat(mut self, config: heartbeat::Config) -> Self {
+        self.subnet_id = config.subnet_id();
+        self.heartbeat = Some(config);
+        self
+    }
+
+    /// Reads the subnet's members from `registry` into the address book.
+    pub fn registry(mut self, registry: impl Registry) -> Self {
+        self.registry = Some(Arc::new(registry));
+        self
+    }
+
+    /// Refuses connections from peers outside the registry (off by default).
+    pub fn gating(mut self, on: bool) -> Self {
+        self.gating = on;
+        self
+    }
+
+    /// Serves and uses peer exchange (on by default).
+    pub fn peer_exchange(mut self, on: bool) -> Self {
+        self.peer_exchange = on;
+        self
+    }
+
+    /// Runs Kademlia and uses it as the last resort to find a peer (on by default).
+    pub fn kademlia(mut self, on: bool) -> Self {
+        self.kademlia = on;
+        self
+    }
+
+    /// Sets the address book's limits and time-to-lives.
+    pub fn address_book(mut self, config: address_book::Config) -> Self {
+        self.address_book = config;
+        self
+    }
+
+    /// Sets how long a call by peer id may spend asking peers and the DHT.
+    pub fn discovery_timeout(mut self, timeout: Duration) -> Self {
+        self.discovery_timeout = timeout;
+        self
+    }
+
     /// Sets how long a connection without streams is kept open.
     pub fn idle_connection_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_connection_timeout = Some(timeout);
+        self.idle_connection_timeout = timeout;
         self
     }
 
@@ -74,32 +180,44 @@ impl NodeBuilder {
     async fn start(self, parent: Option<ActorCell>) -> Result<Node, StartError> {
         let keypair = self.keypair.unwrap_or_else(Keypair::generate_ed25519);
         let peer_id = keypair.public().to_peer_id();
-        let shared = Arc::new(Shared::default());
-        let address_book = AddressBook::default();
-        let idle = self
-            .idle_connection_timeout
-            .unwrap_or(Self::DEFAULT_IDLE_CONNECTION_TIMEOUT);
-        let mut swarm = SwarmBuilder::with_existing_identity(keypair)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(|e| StartError::Transport(e.into()))?
-            .with_quic()
-            .with_behaviour(|key| Behaviour {
-                streams: crate::streams::Behaviour::new(shared.clone(), address_book.clone()),
-                identify: identify::Behaviour::new(identify::Config::new(
-                    IDENTIFY_PROTOCOL.into(),
-                    key.public(),
-                )),
-                ping: ping::Behaviour::default(),
+        let bootstrap = self
+            .bootstrap
+            .iter()
+            .map(|address| match Destination::try_from(address.clone()) {
+                Ok(Destination::Address { peer, address }) => Ok((peer, address)),
+                _ => Err(StartError::Bootstrap {
+                    address: address.clone(),
+                }),
             })
-            .map_err(|e| StartError::Transport(e.into()))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-            .build();
-        let mut listen_addrs = Vec::new();
+            .collect::<Result<Vec<_>, _>>()?;
+        let shared = Arc::new(Shared::default());
+        let book = AddressBook::default();
+        let gate = if self.gating {
+            Gate::closed()
+        } else {
+            Gate::default()
+        };
+        // GossipSub's mesh upkeep runs at least twice per heartbeat.
+        let gossip_heartbeat = self
+            .heartbeat
+            .as_ref()
+            .map(|h| (h.interval() / 2).clamp(Duration::from_millis(50), Duration::from_secs(1)))
+            .unwrap_or(Duration::from_secs(1));
+        let mut swarm = swarm::build(SwarmOptions {
+            keypair,
+            shared: shared.clone(),
+            address_book: book.clone(),
+            gate: gate.clone(),
+            idle_connection_timeout: self.idle_connection_timeout,
+            subnet_id: self.subnet_id,
+            kademlia: self.kademlia,
+            gossip_heartbeat,
+            topics: self
+                .heartbeat
+                .iter()
+                .map(|h| heartbeat::topic(h.subnet_id()))
+                .collect(),
+        })?;
         for address in &self.listen {
             swarm
                 .listen_on(address.clone())
@@ -110,9 +228,10 @@ impl NodeBuilder {
         }
         // Wait until every listener reports an address, so that the node's
         // addresses are known (port 0 resolved) when `build` returns.
+        let mut listen_addrs = Vec::new();
         let mut pending = self.listen.len();
         while pending > 0 {
-            match futures::StreamExt::select_next_some(&mut swarm).await {
+            match StreamExt::select_next_some(&mut swarm).await {
                 SwarmEvent::NewListenAddr { address, .. } => {
                     tracing::info!("listening on {address}/p2p/{peer_id}");
                     listen_addrs.push(address);
@@ -127,27 +246,42 @@ impl NodeBuilder {
                 _ => {}
             }
         }
-        let args = SwarmArguments {
+        let args = NodeArguments {
             swarm,
-            address_book: address_book.clone(),
+            local_peer: peer_id,
+            listen_addrs: listen_addrs.clone(),
+            book: book.clone(),
+            book_config: self.address_book,
+            registry: self.registry,
+            gate,
+            heartbeat: self.heartbeat,
+            bootstrap,
         };
         let (supervisor, _) = match parent {
             Some(parent) => Actor::spawn_linked(None, NodeSupervisor, args, parent).await?,
             None => Actor::spawn(None, NodeSupervisor, args).await?,
         };
-        let swarm = ractor::call!(supervisor, |reply| NodeMessage::Swarm { reply })
+        let actors = ractor::call!(supervisor, |reply| NodeMessage::Actors { reply })
             .map_err(|e| StartError::Transport(e.to_string().into()))?;
-        tracing::info!(peer = %peer_id, "node started");
-        Ok(Node {
+        let node = Node {
             inner: Arc::new(Inner {
                 peer_id,
                 listen_addrs,
                 supervisor,
-                swarm,
+                actors,
                 shared,
-                address_book,
+                book,
+                peer_exchange: self.peer_exchange,
+                discovery_timeout: self.discovery_timeout,
             }),
-        })
+        };
+        if self.peer_exchange {
+            node.register(PeerExchange::new(node.inner.book.clone()))
+                .await
+                .map_err(|e| StartError::Transport(e.to_string().into()))?;
+        }
+        tracing::info!(peer = %peer_id, "node started");
+        Ok(node)
     }
 }
 
@@ -170,13 +304,16 @@ struct Inner {
     peer_id: PeerId,
     listen_addrs: Vec<Multiaddr>,
     supervisor: ActorRef<NodeMessage>,
-    swarm: ActorRef<SwarmMessage>,
+    actors: NodeActors,
     shared: Arc<Shared>,
-    address_book: AddressBook,
+    book: AddressBook,
+    peer_exchange: bool,
+    discovery_timeout: Duration,
 }
 
 impl Node {
-    /// A builder with defaults: a new Ed25519 identity, no listen address.
+    /// A builder with defaults: a new Ed25519 identity, no listen address,
+    /// peer exchange and Kademlia on, heartbeats and registry off.
     pub fn builder() -> NodeBuilder {
         NodeBuilder::default()
     }
@@ -201,20 +338,51 @@ impl Node {
         self.inner.supervisor.get_cell()
     }
 
+    /// The node's long-lived actors.
+    pub fn actors(&self) -> &NodeActors {
+        &self.inner.actors
+    }
+
     /// The shared view of the address book.
     pub fn address_book(&self) -> &AddressBook {
-        &self.inner.address_book
+        &self.inner.book
+    }
+
+    /// Subscribes to the address book's change events.
+    pub async fn address_book_events(&self) -> Result<broadcast::Receiver<Event>, CallError> {
+        ractor::call!(self.inner.actors.address_book, |reply| {
+            AddressBookMessage::Subscribe { reply }
+        })
+        .map_err(|_| CallError::NodeStopped)
     }
 
     /// Tells the node where `peer` lives.
     pub fn add_address(&self, peer: PeerId, address: Multiaddr) {
-        self.inner.address_book.add(peer, address, Source::Manual);
+        self.learned(peer, vec![address], Source::Manual);
+    }
+
+    /// The heartbeat counters, if heartbeats are enabled.
+    pub async fn heartbeat_stats(&self) -> Option<HeartbeatStats> {
+        let actor = self.inner.actors.heartbeat.as_ref()?;
+        ractor::call!(actor, |reply| HeartbeatMessage::Stats { reply }).ok()
+    }
+
+    /// Publishes `data` on a GossipSub topic.
+    pub fn publish(&self, topic: impl Into<String>, data: Vec<u8>) -> Result<(), CallError> {
+        self.inner
+            .actors
+            .swarm
+            .cast(SwarmMessage::Publish {
+                topic: topic.into(),
+                data,
+            })
+            .map_err(|_| CallError::NodeStopped)
     }
 
     /// The peers this node has a connection with.
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, CallError> {
-        ractor::call!(self.inner.swarm, |reply| SwarmMessage::ConnectedPeers {
-            reply
+        ractor::call!(self.inner.actors.swarm, |reply| {
+            SwarmMessage::ConnectedPeers { reply }
         })
         .map_err(|_| CallError::NodeStopped)
     }
@@ -264,6 +432,89 @@ impl Node {
             .await
     }
 
+    /// Where `peer` lives, asking the sources in turn: the address book,
+    /// then connected peers (peer exchange), then the DHT.
+    pub async fn find(&self, peer: PeerId) -> Vec<Multiaddr> {
+        let known = self.inner.book.addresses(&peer);
+        if !known.is_empty() {
+            return known;
+        }
+        let deadline = Instant::now() + self.inner.discovery_timeout;
+        if self.inner.peer_exchange {
+            let found = self.ask_peers(peer, deadline).await;
+            if !found.is_empty() {
+                return found;
+            }
+        }
+        let lookup = async {
+            ractor::call!(self.inner.actors.swarm, |reply| SwarmMessage::FindPeer {
+                peer,
+                reply
+            })
+        };
+        match timeout_at(deadline, lookup).await {
+            Ok(Ok(found)) => found,
+            _ => Vec::new(),
+        }
+    }
+
+    /// Asks up to [`NodeBuilder::PEER_EXCHANGE_FANOUT`] connected peers at
+    /// once where `peer` lives; the first non-empty answer wins.
+    async fn ask_peers(&self, peer: PeerId, deadline: Instant) -> Vec<Multiaddr> {
+        let mut asked: Vec<PeerId> = self.inner.shared.connected_peers();
+        asked.retain(|p| *p != peer);
+        asked.truncate(NodeBuilder::PEER_EXCHANGE_FANOUT);
+        let client = self.client::<PeerExchange>().with_config(
+            Config::default().with_call_timeout(deadline.saturating_duration_since(Instant::now())),
+        );
+        let mut answers: FuturesUnordered<_> = asked
+            .into_iter()
+            .map(|neighbour| {
+                let client = client.clone();
+                let request = PeerExchangeRequest {
+                    peer_id: peer.to_bytes(),
+                };
+                async move { client.call(neighbour, request).await }
+            })
+            .collect();
+        while let Some(answer) = answers.next().await {
+            let Ok(answer) = answer else { continue };
+            let addresses: Vec<Multiaddr> = answer
+                .addresses
+                .into_iter()
+                .filter_map(|a| Multiaddr::try_from(a).ok())
+                .collect();
+            if !addresses.is_empty() {
+                let node_id = (answer.subnet_node_id != 0).then_some(answer.subnet_node_id);
+                let _ = self
+                    .inner
+                    .actors
+                    .address_book
+                    .cast(AddressBookMessage::Add {
+                        peer,
+                        addresses: addresses.clone(),
+                        source: Source::PeerExchange,
+                        subnet_node_id: node_id,
+                    });
+                return addresses;
+            }
+        }
+        Vec::new()
+    }
+
+    fn learned(&self, peer: PeerId, addresses: Vec<Multiaddr>, source: Source) {
+        let _ = self
+            .inner
+            .actors
+            .address_book
+            .cast(AddressBookMessage::Add {
+                peer,
+                addresses,
+                source,
+                subnet_node_id: None,
+            });
+    }
+
     async fn open(
         &self,
         destination: &Destination,
@@ -277,11 +528,6 @@ impl Node {
             phase,
             timeout,
         };
-        if let Destination::Address { address, .. } = destination {
-            self.inner
-                .address_book
-                .add(peer, address.clone(), Source::Manual);
-        }
         let mut dialed = false;
         loop {
             let opened = timeout_at(deadline, self.inner.shared.open(peer, protocol.clone()))
@@ -302,12 +548,25 @@ impl Node {
                 }
                 Some(Err(OpenError::ConnectionClosed)) | None => {}
             }
-            let addresses = self.inner.address_book.addresses(&peer);
-            if addresses.is_empty() {
-                return Err(CallError::NoAddress { peer });
-            }
+            let addresses = match destination {
+                Destination::Address { address, .. } => {
+                    if !self.inner.book.addresses(&peer).contains(address) {
+                        self.learned(peer, vec![address.clone()], Source::Manual);
+                    }
+                    vec![address.clone()]
+                }
+                Destination::Peer(_) => {
+                    let found = timeout_at(deadline, self.find(peer))
+                        .await
+                        .map_err(|_| timed_out(Phase::Dial))?;
+                    if found.is_empty() {
+                        return Err(CallError::NoAddress { peer });
+                    }
+                    found
+                }
+            };
             let dial = async {
-                ractor::call!(self.inner.swarm, |reply: RpcReplyPort<_>| {
+                ractor::call!(self.inner.actors.swarm, |reply: RpcReplyPort<_>| {
                     SwarmMessage::Dial {
                         peer,
                         addresses,
@@ -324,7 +583,8 @@ impl Node {
         }
     }
 
-    /// Stops the node: protocols first, then the swarm.
+    /// Stops the node: protocols first, then the heartbeat, the swarm and
+    /// the address book.
     pub async fn shutdown(&self) {
         let _ = self
             .inner

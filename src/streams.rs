@@ -40,7 +40,9 @@ use libp2p::{
 use ractor::ActorRef;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::{actors::protocol::ProtocolMessage, address_book::AddressBook, metrics};
+use crate::{
+    actors::protocol::ProtocolMessage, address_book::AddressBook, metrics, registry::Gate,
+};
 
 /// Outbound stream requests a connection handler queues before callers wait.
 const OPEN_QUEUE: usize = 64;
@@ -160,6 +162,15 @@ impl Shared {
         *self.offered.write().expect("offered lock poisoned") = offered;
     }
 
+    /// The peers with an established connection.
+    pub(crate) fn connected_peers(&self) -> Vec<PeerId> {
+        self.connections
+            .iter()
+            .filter(|c| !c.is_empty())
+            .map(|c| *c.key())
+            .collect()
+    }
+
     /// Opens an outbound stream on an established connection to `peer`.
     /// `None` if there is no usable connection.
     pub(crate) async fn open(
@@ -226,17 +237,34 @@ impl Shared {
 pub(crate) struct Behaviour {
     shared: Arc<Shared>,
     address_book: AddressBook,
+    gate: Gate,
 }
 
+/// Why a connection was refused: membership gating is on and the peer is
+/// not in the registry.
+#[derive(Debug, thiserror::Error)]
+#[error("peer {0} is not a member of the subnet")]
+pub struct NotMember(pub PeerId);
+
 impl Behaviour {
-    pub(crate) fn new(shared: Arc<Shared>, address_book: AddressBook) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, address_book: AddressBook, gate: Gate) -> Self {
         Self {
             shared,
             address_book,
+            gate,
         }
     }
 
-    fn handler(&self, id: ConnectionId, peer: PeerId, remote: Multiaddr) -> Handler {
+    fn handler(
+        &self,
+        id: ConnectionId,
+        peer: PeerId,
+        remote: Multiaddr,
+    ) -> Result<Handler, ConnectionDenied> {
+        if !self.gate.admits(&peer) {
+            tracing::debug!(%peer, "connection refused: not a member");
+            return Err(ConnectionDenied::new(NotMember(peer)));
+        }
         let (sender, requests) = mpsc::channel(OPEN_QUEUE);
         let connection = Connection {
             requests: sender,
@@ -247,12 +275,12 @@ impl Behaviour {
             .entry(peer)
             .or_default()
             .insert(id, connection);
-        Handler {
+        Ok(Handler {
             shared: self.shared.clone(),
             peer,
             remote,
             requests,
-        }
+        })
     }
 }
 
@@ -267,7 +295,7 @@ impl NetworkBehaviour for Behaviour {
         _local_addr: &Multiaddr,
         remote_addr: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(self.handler(id, peer, remote_addr.clone()))
+        self.handler(id, peer, remote_addr.clone())
     }
 
     fn handle_established_outbound_connection(
@@ -278,7 +306,7 @@ impl NetworkBehaviour for Behaviour {
         _role_override: Endpoint,
         _port_use: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(self.handler(id, peer, addr.clone()))
+        self.handler(id, peer, addr.clone())
     }
 
     fn handle_pending_outbound_connection(
