@@ -76,6 +76,7 @@ pub struct NodeArguments {
     pub(crate) gate: Gate,
     pub(crate) heartbeat: Option<heartbeat::Config>,
     pub(crate) bootstrap: Vec<(PeerId, Multiaddr)>,
+    pub(crate) min_peers: usize,
 }
 
 /// The state of the supervisor.
@@ -99,7 +100,7 @@ impl Actor for NodeSupervisor {
         args: NodeArguments,
     ) -> Result<NodeState, ActorProcessingErr> {
         let book = AddressBookArguments {
-            book: args.book,
+            book: args.book.clone(),
             config: args.book_config,
             registry: args.registry,
             gate: args.gate,
@@ -110,6 +111,8 @@ impl Actor for NodeSupervisor {
         let swarm_args = SwarmArguments {
             swarm: args.swarm,
             address_book: address_book.clone(),
+            book: args.book.clone(),
+            min_peers: args.min_peers,
         };
         let (swarm, _) =
             Actor::spawn_linked(None, SwarmActor, swarm_args, myself.get_cell()).await?;

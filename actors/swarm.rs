@@ -88,10 +88,14 @@ pub(crate) struct SwarmOptions {
 /// Kademlia in server mode under the subnet's own protocol name.
 pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartError> {
     let transport = |e: &dyn std::fmt::Display| StartError::Transport(e.to_string().into());
+    // Keep messages cached for at least 5 s whatever the mesh heartbeat, so
+    // that a validation verdict never arrives after its message was evicted.
+    let history = (5_000 / options.gossip_heartbeat.as_millis().max(1)).max(5) as usize;
     let gossip_config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
         .heartbeat_interval(options.gossip_heartbeat)
+        .history_length(history)
         .max_transmit_size(MAX_GOSSIP_SIZE)
         .build()
         .map_err(|e| transport(&e))?;
@@ -219,7 +223,14 @@ pub struct SwarmArguments {
     pub(crate) swarm: Swarm<Behaviour>,
     /// Where learned addresses and dial outcomes go.
     pub(crate) address_book: ActorRef<AddressBookMessage>,
+    /// The address book's read view, to pick peers to connect to.
+    pub(crate) book: AddressBook,
+    /// Connections the node keeps at least, dialing known peers (0: off).
+    pub(crate) min_peers: usize,
 }
+
+/// How often the loop checks that it has `min_peers` connections.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The actor's state: the loop's command channel and task.
 pub struct SwarmState {
@@ -248,6 +259,8 @@ impl Actor for SwarmActor {
             dials: HashMap::new(),
             lookups: HashMap::new(),
             heartbeats: None,
+            book: args.book,
+            min_peers: args.min_peers,
         };
         let event_loop = tokio::spawn(async move {
             event_loop.run().await;
@@ -296,10 +309,14 @@ struct EventLoop {
     dials: HashMap<PeerId, Vec<RpcReplyPort<DialResult>>>,
     lookups: HashMap<kad::QueryId, (PeerId, RpcReplyPort<Vec<Multiaddr>>)>,
     heartbeats: Option<HeartbeatRoute>,
+    book: AddressBook,
+    min_peers: usize,
 }
 
 impl EventLoop {
     async fn run(mut self) {
+        let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
+        maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -307,7 +324,33 @@ impl EventLoop {
                     None => return,
                 },
                 event = self.swarm.select_next_some() => self.on_event(event),
+                _ = maintenance.tick() => self.keep_connected(),
             }
+        }
+    }
+
+    /// Dials known, unconnected peers while the node has fewer than
+    /// `min_peers` connections, so that GossipSub has a mesh to work with
+    /// even when every node bootstrapped to the same one.
+    fn keep_connected(&mut self) {
+        let connected = self.swarm.connected_peers().count();
+        if connected >= self.min_peers {
+            return;
+        }
+        let local = *self.swarm.local_peer_id();
+        let wanted = self.min_peers - connected;
+        let candidates: Vec<PeerId> = self
+            .book
+            .peers()
+            .into_iter()
+            .filter(|p| *p != local && !self.swarm.is_connected(p))
+            .take(wanted)
+            .collect();
+        for peer in candidates {
+            let opts = DialOpts::peer_id(peer)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            let _ = self.swarm.dial(opts);
         }
     }
 

@@ -83,6 +83,8 @@ pub struct PeerRecord {
     pub addresses: Vec<Entry>,
     /// Its subnet node id, when a source told it.
     pub subnet_node_id: Option<u64>,
+    /// The source that first told of it.
+    pub found_via: Source,
 }
 
 impl PeerRecord {
@@ -283,6 +285,7 @@ impl AddressBook {
         let mut record = self.peers.entry(peer).or_insert_with(|| PeerRecord {
             addresses: Vec::new(),
             subnet_node_id: None,
+            found_via: source,
         });
         if subnet_node_id.is_some() {
             record.subnet_node_id = subnet_node_id;

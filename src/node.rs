@@ -45,6 +45,7 @@ pub struct NodeBuilder {
     kademlia: bool,
     address_book: address_book::Config,
     discovery_timeout: Duration,
+    min_peers: usize,
 }
 
 impl Default for NodeBuilder {
@@ -62,6 +63,7 @@ impl Default for NodeBuilder {
             kademlia: true,
             address_book: address_book::Config::default(),
             discovery_timeout: Self::DEFAULT_DISCOVERY_TIMEOUT,
+            min_peers: Self::DEFAULT_MIN_PEERS,
         }
     }
 }
@@ -86,6 +88,9 @@ impl NodeBuilder {
     pub const DEFAULT_IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
     /// Time a call by peer id spends asking peers and the DHT: 5 s.
     pub const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Connections a node keeps at least, dialing peers from its address
+    /// book: 8.
+    pub const DEFAULT_MIN_PEERS: usize = 8;
     /// Connected peers asked at once by peer exchange.
     pub const PEER_EXCHANGE_FANOUT: usize = 3;
 
@@ -151,6 +156,13 @@ impl NodeBuilder {
     /// Sets the address book's limits and time-to-lives.
     pub fn address_book(mut self, config: address_book::Config) -> Self {
         self.address_book = config;
+        self
+    }
+
+    /// Sets how many connections the node keeps at least, dialing known
+    /// peers when it has fewer (0: never dials on its own).
+    pub fn min_peers(mut self, peers: usize) -> Self {
+        self.min_peers = peers;
         self
     }
 
@@ -256,6 +268,7 @@ impl NodeBuilder {
             gate,
             heartbeat: self.heartbeat,
             bootstrap,
+            min_peers: self.min_peers,
         };
         let (supervisor, _) = match parent {
             Some(parent) => Actor::spawn_linked(None, NodeSupervisor, args, parent).await?,

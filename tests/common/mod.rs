@@ -116,3 +116,11 @@ pub async fn next_failure(failures: &mut mpsc::Receiver<String>) -> String {
         .expect("a failure is reported in time")
         .expect("the probe is alive")
 }
+
+/// Prints the nodes' logs as `RUST_LOG` asks (nothing if unset).
+pub fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}

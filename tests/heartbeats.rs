@@ -1,0 +1,218 @@
+//! Heartbeats over real GossipSub: bad ones are rejected and counted by
+//! reason and never reach the book; silent peers expire; the book stays
+//! bounded; a 20-node subnet converges.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use common::eventually;
+use subnet::{
+    Node, PeerId,
+    address_book::{self, Event, Source},
+    heartbeat::{self, Heartbeat, Rejection},
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn fast_heartbeat(node_id: u64) -> heartbeat::Config {
+    heartbeat::Config::new(1, node_id).with_epoch(Duration::from_secs(1), 5)
+}
+
+fn builder(node_id: u64) -> subnet::NodeBuilder {
+    Node::builder()
+        .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .peer_exchange(false)
+        .kademlia(false)
+        .heartbeat(fast_heartbeat(node_id))
+}
+
+fn encode(heartbeat: &Heartbeat) -> Vec<u8> {
+    prost::Message::encode_to_vec(heartbeat)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_heartbeats_are_rejected_by_reason_and_never_reach_the_book() {
+    let receiver = builder(1).build().await.unwrap();
+    let attacker = builder(2)
+        .bootstrap(receiver.addresses()[0].clone())
+        .build()
+        .await
+        .unwrap();
+    // The attacker's honest heartbeats get through first.
+    eventually(WAIT, || async {
+        receiver.heartbeat_stats().await.unwrap().accepted >= 1
+    })
+    .await;
+
+    let victim = PeerId::random();
+    let topic = heartbeat::topic(1);
+    let config = fast_heartbeat(2);
+    let honest = |peer: PeerId| {
+        heartbeat::build(
+            &config,
+            peer,
+            &["/ip4/127.0.0.1/tcp/9".parse().unwrap()],
+            u64::MAX - 1,
+            SystemTime::now(),
+        )
+    };
+    let forged = honest(victim);
+    let other_subnet = Heartbeat {
+        subnet_id: 2,
+        ..honest(attacker.peer_id())
+    };
+    let stale = Heartbeat {
+        timestamp_ms: honest(attacker.peer_id()).timestamp_ms - 3_600_000,
+        ..honest(attacker.peer_id())
+    };
+    let replayed = Heartbeat {
+        sequence: 1,
+        ..honest(attacker.peer_id())
+    };
+    let bad_address = Heartbeat {
+        addresses: vec![vec![0xff, 0xff, 0xff]],
+        ..honest(attacker.peer_id())
+    };
+    for data in [
+        encode(&forged),
+        encode(&other_subnet),
+        encode(&stale),
+        encode(&replayed),
+        encode(&bad_address),
+        vec![0x0a; 5000],
+        b"not a protobuf at all".to_vec(),
+    ] {
+        attacker.publish(topic.clone(), data).unwrap();
+    }
+    let expected = [
+        Rejection::Forged,
+        Rejection::WrongSubnet,
+        Rejection::Stale,
+        Rejection::Replayed,
+        Rejection::BadAddresses,
+        Rejection::Oversized,
+        Rejection::Malformed,
+    ];
+    eventually(WAIT, || async {
+        let stats = receiver.heartbeat_stats().await.unwrap();
+        expected
+            .iter()
+            .all(|r| stats.rejected.get(r).is_some_and(|n| *n >= 1))
+    })
+    .await;
+    let stats = receiver.heartbeat_stats().await.unwrap();
+    println!("receiver stats: {stats:?}");
+    assert!(
+        !receiver.address_book().contains(&victim),
+        "forged never in the book"
+    );
+    let attacker_addresses = receiver.address_book().addresses(&attacker.peer_id());
+    assert!(
+        !attacker_addresses.contains(&"/ip4/127.0.0.1/tcp/9".parse().unwrap()),
+        "rejected heartbeats add no address: {attacker_addresses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_leaves_the_book_after_its_ttl() {
+    let ttl = Some(Duration::from_millis(1500));
+    let book = address_book::Config::default()
+        .with_ttl(Source::Heartbeat, ttl)
+        .with_ttl(Source::Identify, ttl)
+        .with_ttl(Source::Manual, ttl)
+        .with_expiry_interval(Duration::from_millis(100));
+    let watcher = builder(1).address_book(book).build().await.unwrap();
+    let mut events = watcher.address_book_events().await.unwrap();
+    let silent = builder(2)
+        .bootstrap(watcher.addresses()[0].clone())
+        .build()
+        .await
+        .unwrap();
+    let silent_id = silent.peer_id();
+    eventually(WAIT, || async {
+        watcher.address_book().contains(&silent_id)
+            && watcher.heartbeat_stats().await.unwrap().accepted >= 1
+    })
+    .await;
+    silent.shutdown().await;
+    let stopped = Instant::now();
+    eventually(WAIT, || async {
+        !watcher.address_book().contains(&silent_id)
+    })
+    .await;
+    assert!(
+        stopped.elapsed() >= Duration::from_millis(1000),
+        "not before its TTL"
+    );
+    let expired = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(Event::PeerExpired { peer }) = events.recv().await
+                && peer == silent_id
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(expired.is_ok(), "a PeerExpired event is published");
+}
+
+#[tokio::test]
+async fn the_book_stays_within_its_bound_under_a_flood_of_peers() {
+    let node = Node::builder()
+        .address_book(address_book::Config::default().with_max_peers(50))
+        .build()
+        .await
+        .unwrap();
+    let flood: Vec<PeerId> = (0..2000).map(|_| PeerId::random()).collect();
+    for (i, peer) in flood.iter().enumerate() {
+        node.add_address(
+            *peer,
+            format!("/ip4/127.0.0.1/tcp/{}", 1000 + i).parse().unwrap(),
+        );
+    }
+    let last = *flood.last().unwrap();
+    eventually(WAIT, || async { node.address_book().contains(&last) }).await;
+    assert_eq!(node.address_book().len(), 50);
+}
+
+/// Nodes in a star (each bootstrapped to the first) until every book holds
+/// every other node. Returns the time it took.
+async fn converge(size: usize) -> Duration {
+    let first = builder(1).build().await.unwrap();
+    let mut nodes = vec![first.clone()];
+    for i in 1..size {
+        let node = builder(i as u64 + 1)
+            .bootstrap(first.addresses()[0].clone())
+            .build()
+            .await
+            .unwrap();
+        nodes.push(node);
+    }
+    let started = Instant::now();
+    let ids: Vec<PeerId> = nodes.iter().map(|n| n.peer_id()).collect();
+    eventually(Duration::from_secs(60), || async {
+        nodes.iter().all(|n| {
+            ids.iter()
+                .all(|id| *id == n.peer_id() || n.address_book().contains(id))
+        })
+    })
+    .await;
+    let elapsed = started.elapsed();
+    for node in &nodes {
+        node.shutdown().await;
+    }
+    elapsed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twenty_node_subnet_converges_within_a_few_heartbeats() {
+    let elapsed = converge(20).await;
+    let interval = fast_heartbeat(1).interval();
+    println!("20 nodes converged in {elapsed:?} ({interval:?} heartbeat interval)");
+    assert!(
+        elapsed < interval * 25,
+        "20 nodes took {elapsed:?} with a {interval:?} interval"
+    );
+}
