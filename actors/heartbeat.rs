@@ -81,6 +81,7 @@ pub struct HeartbeatArguments {
 
 /// The state of the `HeartbeatActor`.
 pub struct HeartbeatState {
+    timer: tokio::task::JoinHandle<()>,
     args: HeartbeatArguments,
     topic: String,
     sequence: u64,
@@ -101,8 +102,19 @@ impl Actor for HeartbeatActor {
         myself: ActorRef<HeartbeatMessage>,
         args: HeartbeatArguments,
     ) -> Result<HeartbeatState, ActorProcessingErr> {
-        myself.send_interval(args.config.interval(), || HeartbeatMessage::Publish);
-        myself.cast(HeartbeatMessage::Publish)?;
+        // A late tick is skipped, not caught up in a burst: a loaded node
+        // publishes less often, never more.
+        let mut ticks = tokio::time::interval(args.config.interval());
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let timer = myself.clone();
+        let timer = tokio::spawn(async move {
+            loop {
+                ticks.tick().await;
+                if timer.cast(HeartbeatMessage::Publish).is_err() {
+                    return;
+                }
+            }
+        });
         let topic = heartbeat::topic(args.config.subnet_id());
         tracing::info!(%topic, interval = ?args.config.interval(), "heartbeating");
         // Sequences start at the clock, so a restarted node is not taken
@@ -112,6 +124,7 @@ impl Actor for HeartbeatActor {
             .unwrap_or_default()
             .as_micros() as u64;
         Ok(HeartbeatState {
+            timer,
             args,
             topic,
             sequence,
@@ -142,6 +155,12 @@ impl Actor for HeartbeatActor {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for HeartbeatState {
+    fn drop(&mut self) {
+        self.timer.abort();
     }
 }
 

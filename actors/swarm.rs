@@ -418,8 +418,11 @@ impl EventLoop {
             .extend_addresses_through_behaviour()
             .condition(PeerCondition::DisconnectedAndNotDialing)
             .build();
-        if let Err(error) = self.swarm.dial(opts) {
-            self.finish_dials(peer, Err(Arc::new(error)));
+        match self.swarm.dial(opts) {
+            // Another dial to the peer is under way (the connection upkeep,
+            // a bootstrap): its outcome answers these waiters too.
+            Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => {}
+            Err(error) => self.finish_dials(peer, Err(Arc::new(error))),
         }
     }
 

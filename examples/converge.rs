@@ -66,6 +66,17 @@ async fn run(size: usize, interval: Duration) {
         if started.elapsed() > Duration::from_secs(120) {
             let done = nodes.iter().filter(|n| complete(n)).count();
             println!("| {size} | did not converge in 120 s ({done}/{size} complete) | | |");
+            for (i, n) in nodes.iter().enumerate().filter(|(_, n)| !complete(n)) {
+                let missing: Vec<usize> = ids
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, id)| **id != n.peer_id() && !n.address_book().contains(id))
+                    .map(|(j, _)| j)
+                    .collect();
+                let connected = n.connected_peers().await.map(|p| p.len()).unwrap_or(0);
+                let stats = n.heartbeat_stats().await;
+                eprintln!("node {i}: missing {missing:?}, {connected} connections, {stats:?}");
+            }
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -82,9 +82,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 task_id: "cli".into(),
                 payload: payload.into_bytes().into(),
             };
-            let response = task.call(&destination, request).await?;
-            println!("{}", String::from_utf8_lossy(&response.result));
+            let response = task.call(&destination, request).await;
             node.shutdown().await;
+            println!("{}", String::from_utf8_lossy(&response?.result));
         }
     }
     Ok(())
