@@ -5,6 +5,7 @@ const PROTOS: &[&str] = &[
     "proto/task.proto",
     "proto/heartbeat.proto",
     "proto/peer_exchange.proto",
+    "proto/admin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

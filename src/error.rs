@@ -14,7 +14,7 @@ pub enum StartError {
     #[error("building the transports failed: {0}")]
     Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A listen address could not be bound.
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {}", describe_listen(source))]
     Listen {
         /// The address asked for.
         address: Multiaddr,
@@ -38,6 +38,25 @@ pub enum StartError {
     /// An actor of the node failed to start.
     #[error("an actor failed to start: {0}")]
     Spawn(#[from] ractor::SpawnErr),
+}
+
+fn describe_listen(error: &TransportError<io::Error>) -> String {
+    match error {
+        TransportError::MultiaddrNotSupported(_) => "no transport supports this address".into(),
+        TransportError::Other(e) => {
+            // The transport wraps the OS error: show the innermost message.
+            let mut source: &dyn std::error::Error = e;
+            while let Some(inner) = source.source() {
+                source = inner;
+            }
+            let text = source.to_string();
+            if text.is_empty() {
+                format!("{e:?}")
+            } else {
+                text
+            }
+        }
+    }
 }
 
 /// Why a protocol could not be registered.

@@ -3,10 +3,12 @@
 #[path = "../actors/mod.rs"]
 pub mod actors;
 pub mod address_book;
+pub mod admin;
 pub mod codec;
 pub mod destination;
 pub mod error;
 pub mod heartbeat;
+pub mod keys;
 pub mod metrics;
 mod node;
 pub mod peer_exchange;

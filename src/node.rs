@@ -445,6 +445,41 @@ impl Node {
             .await
     }
 
+    /// Connects to `destination` (dialing if not yet connected).
+    pub async fn connect<D>(&self, destination: D, timeout: Duration) -> Result<(), CallError>
+    where
+        D: TryInto<Destination>,
+        D::Error: Into<CallError>,
+    {
+        let destination = destination.try_into().map_err(Into::into)?;
+        let peer = destination.peer();
+        let addresses = match &destination {
+            Destination::Address { address, .. } => vec![address.clone()],
+            Destination::Peer(_) => self.find(peer).await,
+        };
+        if addresses.is_empty() {
+            return Err(CallError::NoAddress { peer });
+        }
+        let dial = async {
+            ractor::call!(self.inner.actors.swarm, |reply: RpcReplyPort<_>| {
+                SwarmMessage::Dial {
+                    peer,
+                    addresses,
+                    reply,
+                }
+            })
+        };
+        tokio::time::timeout(timeout, dial)
+            .await
+            .map_err(|_| CallError::Timeout {
+                peer,
+                phase: Phase::Dial,
+                timeout,
+            })?
+            .map_err(|_| CallError::NodeStopped)?
+            .map_err(|source| CallError::DialFailed { peer, source })
+    }
+
     /// Where `peer` lives, asking the sources in turn: the address book,
     /// then connected peers (peer exchange), then the DHT.
     pub async fn find(&self, peer: PeerId) -> Vec<Multiaddr> {

@@ -1,0 +1,62 @@
+//! The node's configuration: a TOML file, overridden by flags.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+/// What `subnet node` runs with.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NodeConfig {
+    /// Key file (Python template format); a new key is generated if absent.
+    pub(crate) key: Option<PathBuf>,
+    /// Listen multiaddrs.
+    #[serde(default)]
+    pub(crate) listen: Vec<String>,
+    /// Bootstrap peers: multiaddrs ending in /p2p/<peer id>.
+    #[serde(default)]
+    pub(crate) bootstrap: Vec<String>,
+    /// The subnet's id.
+    pub(crate) subnet_id: Option<u64>,
+    /// This node's subnet node id.
+    pub(crate) subnet_node_id: Option<u64>,
+    /// A registry file shared by the subnet's nodes.
+    pub(crate) registry: Option<PathBuf>,
+    /// Seconds between two heartbeats.
+    pub(crate) heartbeat_interval: Option<f64>,
+    /// Where to serve Prometheus metrics, e.g. 127.0.0.1:9100.
+    pub(crate) metrics: Option<SocketAddr>,
+    /// Refuse connections from peers outside the registry.
+    pub(crate) gating: Option<bool>,
+}
+
+impl NodeConfig {
+    /// Reads a config file; the error is one line naming the problem.
+    pub(crate) fn read(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start].lines().count().max(1))
+                .map(|line| format!(" (line {line})"))
+                .unwrap_or_default();
+            format!(
+                "config file {}: {}{line}",
+                path.display(),
+                e.message().replace('\n', " ")
+            )
+        })
+    }
+
+    /// The heartbeat interval, if set and sane.
+    pub(crate) fn heartbeat_interval(&self) -> Result<Option<Duration>, String> {
+        match self.heartbeat_interval {
+            None => Ok(None),
+            Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+            Some(s) => Err(format!(
+                "heartbeat_interval must be a positive number of seconds, not {s}"
+            )),
+        }
+    }
+}

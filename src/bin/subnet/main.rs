@@ -1,0 +1,328 @@
+//! `subnet`: run and inspect the nodes of a subnet.
+//!
+//! ```text
+//! subnet keygen --out node.key
+//! subnet node --config node.toml [flags]
+//! subnet call <multiaddr | peer id> <payload>
+//! subnet peers <node multiaddr>
+//! subnet demo [--nodes 4]
+//! ```
+//!
+//! Every user error prints one line naming the problem and exits with 1.
+
+mod config;
+mod demo;
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use config::NodeConfig;
+use subnet::{
+    Multiaddr, Node, NodeBuilder,
+    admin::{Admin, PeersRequest},
+    heartbeat, keys,
+    registry::FileRegistry,
+    task::{TaskProtocol, TaskRequest},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "subnet",
+    version,
+    about = "Run and inspect the nodes of a subnet"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a new Ed25519 key file (Python template format) and print its peer id.
+    Keygen {
+        /// Where to write the key.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run a node until Ctrl-C or SIGTERM.
+    Node(NodeArgs),
+    /// Call the task protocol on a node and print the result.
+    Call {
+        /// The node: a multiaddr ending in /p2p/<peer id>.
+        destination: Option<String>,
+        /// The payload.
+        payload: Option<String>,
+    },
+    /// Show what a running node's address book holds.
+    Peers {
+        /// The node: a multiaddr ending in /p2p/<peer id> (on this machine).
+        node: Option<String>,
+    },
+    /// Run a local subnet in this process and show its nodes find and call each other.
+    Demo {
+        /// How many nodes.
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+    },
+}
+
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// A TOML config file; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Key file (created by `subnet keygen`).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Listen multiaddr (repeatable).
+    #[arg(long)]
+    listen: Vec<String>,
+    /// Bootstrap peer multiaddr, ending in /p2p/<peer id> (repeatable).
+    #[arg(long)]
+    bootstrap: Vec<String>,
+    /// The subnet's id.
+    #[arg(long)]
+    subnet_id: Option<u64>,
+    /// This node's subnet node id.
+    #[arg(long)]
+    subnet_node_id: Option<u64>,
+    /// Registry file shared by the subnet's nodes.
+    #[arg(long)]
+    registry: Option<PathBuf>,
+    /// Seconds between two heartbeats.
+    #[arg(long)]
+    heartbeat_interval: Option<f64>,
+    /// Serve Prometheus metrics at this address, e.g. 127.0.0.1:9100.
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
+    /// Refuse connections from peers outside the registry.
+    #[arg(long)]
+    gating: bool,
+}
+
+/// How long `call` and `peers` wait for an answer.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // One line: clap's first line names the problem.
+            let text = e.to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("invalid arguments"));
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            let _ = e.print(); // --help, --version
+            return ExitCode::SUCCESS;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                let level = if matches!(cli.command, Command::Node(_)) {
+                    "subnet=info,warn"
+                } else {
+                    "warn"
+                };
+                level.into()
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", error.replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Keygen { out } => {
+            let keypair = keys::generate(&out).map_err(|e| e.to_string())?;
+            println!("{}", keypair.public().to_peer_id());
+            Ok(())
+        }
+        Command::Node(args) => node(args).await,
+        Command::Call {
+            destination,
+            payload,
+        } => {
+            let destination = destination
+                .ok_or("missing destination: give the node's multiaddr ending in /p2p/<peer id>")?;
+            let payload = payload.ok_or("missing payload: give the text to send")?;
+            let node = Node::builder().build().await.map_err(|e| e.to_string())?;
+            let request = TaskRequest {
+                task_id: "cli".into(),
+                payload: payload.into_bytes().into(),
+            };
+            let client = node
+                .client::<TaskProtocol>()
+                .with_config(subnet::Config::default().with_call_timeout(CLIENT_TIMEOUT));
+            let response = client.call(&destination, request).await;
+            node.shutdown().await;
+            let response = response.map_err(|e| e.to_string())?;
+            println!("{}", String::from_utf8_lossy(&response.result));
+            Ok(())
+        }
+        Command::Peers { node: target } => {
+            let target =
+                target.ok_or("missing node: give the node's multiaddr ending in /p2p/<peer id>")?;
+            let node = Node::builder().build().await.map_err(|e| e.to_string())?;
+            let client = node
+                .client::<Admin>()
+                .with_config(subnet::Config::default().with_call_timeout(CLIENT_TIMEOUT));
+            let answer = client.call(&target, PeersRequest {}).await;
+            node.shutdown().await;
+            let answer = answer.map_err(|e| e.to_string())?;
+            println!(
+                "address book of {} ({} peers)",
+                answer.peer_id,
+                answer.peers.len()
+            );
+            println!(
+                "{:<54} {:>7} {:<13} {:<40} {:>8}",
+                "peer", "node id", "source", "address", "age"
+            );
+            for peer in answer.peers {
+                for (i, address) in peer.addresses.iter().enumerate() {
+                    let (id, node_id) = if i == 0 {
+                        (peer.peer_id.as_str(), peer.subnet_node_id.to_string())
+                    } else {
+                        ("", String::new())
+                    };
+                    println!(
+                        "{:<54} {:>7} {:<13} {:<40} {:>7.1}s",
+                        id,
+                        node_id,
+                        address.source,
+                        address.address,
+                        address.age_ms as f64 / 1000.0
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Demo { nodes } => demo::run(nodes).await,
+    }
+}
+
+async fn node(args: NodeArgs) -> Result<(), String> {
+    let file = match &args.config {
+        Some(path) => NodeConfig::read(path)?,
+        None => NodeConfig::default(),
+    };
+    let config = NodeConfig {
+        key: args.key.or(file.key),
+        listen: if args.listen.is_empty() {
+            file.listen
+        } else {
+            args.listen
+        },
+        bootstrap: if args.bootstrap.is_empty() {
+            file.bootstrap
+        } else {
+            args.bootstrap
+        },
+        subnet_id: args.subnet_id.or(file.subnet_id),
+        subnet_node_id: args.subnet_node_id.or(file.subnet_node_id),
+        registry: args.registry.or(file.registry),
+        heartbeat_interval: args.heartbeat_interval.or(file.heartbeat_interval),
+        metrics: args.metrics.or(file.metrics),
+        gating: Some(args.gating || file.gating.unwrap_or(false)),
+    };
+    let mut builder = Node::builder();
+    if let Some(path) = &config.key {
+        builder = builder.keypair(keys::read(path).map_err(|e| e.to_string())?);
+    }
+    let listen = if config.listen.is_empty() {
+        vec!["/ip4/127.0.0.1/tcp/0".to_owned()]
+    } else {
+        config.listen.clone()
+    };
+    for address in &listen {
+        builder = builder.listen(parse_multiaddr(address, "listen")?);
+    }
+    let mut bootstrap = Vec::new();
+    for address in &config.bootstrap {
+        let address = parse_multiaddr(address, "bootstrap")?;
+        builder = builder.bootstrap(address.clone());
+        bootstrap.push(address);
+    }
+    let subnet_id = config.subnet_id.unwrap_or(1);
+    let mut beat = heartbeat::Config::new(subnet_id, config.subnet_node_id.unwrap_or(0));
+    if let Some(interval) = config.heartbeat_interval()? {
+        beat = beat.with_epoch(interval * 4, 4);
+    }
+    builder = builder.heartbeat(beat);
+    if let Some(path) = &config.registry {
+        if !path.exists() {
+            return Err(format!("registry file {} does not exist", path.display()));
+        }
+        builder = builder.registry(FileRegistry::new(path));
+    }
+    if config.gating == Some(true) {
+        if config.registry.is_none() {
+            return Err("gating needs a registry: give --registry".into());
+        }
+        builder = builder.gating(true);
+    }
+    if let Some(address) = config.metrics {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(address)
+            .install()
+            .map_err(|e| format!("cannot serve metrics on {address}: {e}"))?;
+    }
+    let node = start(builder).await?;
+    for address in &bootstrap {
+        if let Err(e) = node.connect(address.clone(), CLIENT_TIMEOUT).await {
+            node.shutdown().await;
+            return Err(format!("cannot reach bootstrap peer {address}: {e}"));
+        }
+    }
+    for address in node.addresses() {
+        println!("listening on {address}");
+    }
+    wait_for_signal().await?;
+    println!("stopping");
+    node.shutdown().await;
+    println!("stopped");
+    Ok(())
+}
+
+/// Starts a node serving the task and admin protocols.
+async fn start(builder: NodeBuilder) -> Result<Node, String> {
+    let node = builder.build().await.map_err(|e| e.to_string())?;
+    node.register(TaskProtocol)
+        .await
+        .map_err(|e| e.to_string())?;
+    node.register(Admin::new(node.address_book().clone(), node.peer_id()))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(node)
+}
+
+fn parse_multiaddr(text: &str, what: &str) -> Result<Multiaddr, String> {
+    text.parse()
+        .map_err(|e| format!("{what} address `{text}` is not a multiaddr: {e}"))
+}
+
+async fn wait_for_signal() -> Result<(), String> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! The `subnet` binary driven as a user would.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::Duration,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_subnet");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("subnet-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn subnet(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A `subnet node` process, killed if the test fails.
+struct NodeProcess {
+    child: Child,
+    address: String,
+}
+
+impl NodeProcess {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("node")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_owned();
+        Self { child, address }
+    }
+
+    /// Sends SIGTERM and returns the exit status and the rest of stdout.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let mut rest = String::new();
+        for line in BufReader::new(self.child.stdout.take().unwrap()).lines() {
+            rest.push_str(&line.unwrap());
+            rest.push('\n');
+        }
+        (self.child.wait().unwrap(), rest)
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let output = subnet(&["keygen", "--out", path.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(std::fs::read(&path).unwrap().len(), 36);
+    (path, stdout(&output))
+}
+
+#[test]
+fn keygen_two_nodes_call_peers_and_sigterm() {
+    let dir = temp_dir("flow");
+    let (key_a, id_a) = keygen(&dir, "a.key");
+    let (key_b, id_b) = keygen(&dir, "b.key");
+    let a = NodeProcess::start(&[
+        "--key",
+        key_a.to_str().unwrap(),
+        "--heartbeat-interval",
+        "0.2",
+    ]);
+    assert!(
+        a.address.ends_with(&format!("/p2p/{id_a}")),
+        "{}",
+        a.address
+    );
+    let b = NodeProcess::start(&[
+        "--key",
+        key_b.to_str().unwrap(),
+        "--bootstrap",
+        &a.address,
+        "--heartbeat-interval",
+        "0.2",
+    ]);
+    assert!(b.address.ends_with(&format!("/p2p/{id_b}")));
+
+    let call = subnet(&["call", &a.address, "hello"]);
+    assert!(
+        call.status.success(),
+        "{}",
+        String::from_utf8_lossy(&call.stderr)
+    );
+    assert_eq!(stdout(&call), "HELLO");
+
+    // A knows B: it connected and heartbeats flow. Poll until it shows.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let peers = subnet(&["peers", &a.address]);
+        assert!(
+            peers.status.success(),
+            "{}",
+            String::from_utf8_lossy(&peers.stderr)
+        );
+        if stdout(&peers).contains(&id_b) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A never listed B: {}",
+            stdout(&peers)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    for node in [b, a] {
+        let (status, rest) = node.terminate();
+        assert!(status.success(), "{status:?}");
+        assert!(rest.contains("stopped"), "{rest}");
+    }
+}
+
+/// The RFC 8032 test key 1: its seed and public key.
+const SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+const PUBLIC: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_key_file_maps_to_its_known_peer_id() {
+    // The peer id, computed from the spec's encoding alone: the identity
+    // multihash (0x00, length 0x24) of the PublicKey protobuf
+    // (08 01 12 20 <public key>), in base58btc.
+    let mut multihash = vec![0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
+    multihash.extend(hex(PUBLIC));
+    let expected = bs58::encode(multihash).into_string();
+
+    let mut file = vec![0x08, 0x01, 0x12, 0x20];
+    file.extend(hex(SEED));
+    let dir = temp_dir("vector");
+    let path = dir.join("python.key");
+    std::fs::write(&path, &file).unwrap();
+    let keypair = subnet::keys::read(&path).unwrap();
+    assert_eq!(keypair.public().to_peer_id().to_string(), expected);
+
+    // A node started with it announces that peer id.
+    let node = NodeProcess::start(&["--key", path.to_str().unwrap()]);
+    assert!(node.address.ends_with(&expected), "{}", node.address);
+}
+
+fn fails_with_one_line(args: &[&str], expected: &str) {
+    let output = subnet(args);
+    assert!(!output.status.success(), "{args:?} succeeded");
+    // A node that got as far as starting has logged its story on stderr;
+    // the problem itself is one line, the last.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "one error line for {args:?}: {stderr}");
+    assert_eq!(stderr.trim().lines().last(), Some(errors[0]), "{stderr}");
+    assert!(errors[0].contains(expected), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn user_errors_get_one_line_and_a_failure_code() {
+    let dir = temp_dir("errors");
+    let short = dir.join("short.key");
+    std::fs::write(&short, [0x08, 0x01, 0x12, 0x20, 1, 2, 3]).unwrap();
+    fails_with_one_line(&["node", "--key", short.to_str().unwrap()], "is 7 bytes");
+    let secp = dir.join("secp.key");
+    let mut bytes = vec![0x08, 0x02, 0x12, 0x20];
+    bytes.extend([1u8; 32]);
+    std::fs::write(&secp, bytes).unwrap();
+    fails_with_one_line(&["node", "--key", secp.to_str().unwrap()], "not an Ed25519");
+    fails_with_one_line(
+        &["node", "--key", "/nonexistent/x.key"],
+        "cannot access key file",
+    );
+
+    let config = dir.join("node.toml");
+    std::fs::write(&config, "subnet_id = 1\ncolour = \"blue\"\n").unwrap();
+    fails_with_one_line(
+        &["node", "--config", config.to_str().unwrap()],
+        "unknown field `colour`",
+    );
+
+    fails_with_one_line(
+        &["node", "--listen", "/ip4/127.0.0.1/tcp/nope"],
+        "not a multiaddr",
+    );
+    fails_with_one_line(&["call", "/ip4/127.0.0.1/tcp/1", "hi"], "/p2p/");
+
+    // A port in use.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    fails_with_one_line(
+        &["node", "--listen", &format!("/ip4/127.0.0.1/tcp/{port}")],
+        "cannot listen",
+    );
+
+    // An unreachable bootstrap peer.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = format!(
+        "/ip4/127.0.0.1/tcp/{closed}/p2p/12D3KooWGjRqcG9qKTRVbBsFPBVGwDmQ9yyhjRkTuxBqiLbk8oKY"
+    );
+    fails_with_one_line(
+        &["node", "--bootstrap", &unreachable],
+        "cannot reach bootstrap peer",
+    );
+
+    let key = dir.join("exists.key");
+    std::fs::write(&key, [0u8; 36]).unwrap();
+    fails_with_one_line(
+        &["keygen", "--out", key.to_str().unwrap()],
+        "already exists",
+    );
+}
+
+#[test]
+fn the_demo_succeeds() {
+    let output = subnet(&["demo"]);
+    let out = stdout(&output);
+    assert!(
+        output.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.contains("all 12 calls succeeded"), "{out}");
+}
