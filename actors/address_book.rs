@@ -69,6 +69,7 @@ pub struct AddressBookArguments {
     pub(crate) registry: Option<Arc<dyn Registry>>,
     pub(crate) gate: Gate,
     pub(crate) local_peer: PeerId,
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 /// The state of the `AddressBookActor`.
@@ -98,6 +99,8 @@ impl Actor for AddressBookActor {
             });
             myself.cast(AddressBookMessage::RefreshRegistry)?;
         }
+        // The counter exists from the start, so that its rate is 0, not absent.
+        args.metrics.address_book_expired(0);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Ok(AddressBookState {
             args,
@@ -134,6 +137,11 @@ impl Actor for AddressBookActor {
             AddressBookMessage::Expire => {
                 let events = book.expire(config);
                 state.publish(events);
+                let counts = book.count_by_source();
+                for source in Source::ALL {
+                    let peers = counts.get(&source).copied().unwrap_or(0);
+                    state.args.metrics.address_book_peers(source.name(), peers);
+                }
             }
             AddressBookMessage::RefreshRegistry => {
                 if let (Some(registry), false) = (&state.args.registry, state.reading_registry) {
@@ -184,7 +192,8 @@ impl AddressBookState {
                     tracing::info!(%peer, "found peer {peer} via {source}");
                 }
                 Event::PeerExpired { peer } => {
-                    tracing::info!(%peer, "peer {peer} left the address book")
+                    self.args.metrics.address_book_expired(1);
+                    tracing::info!(%peer, "peer {peer} left the address book");
                 }
                 Event::AddressAdded { .. } => {}
             }

@@ -77,6 +77,7 @@ pub struct HeartbeatArguments {
     pub(crate) swarm: ActorRef<SwarmMessage>,
     pub(crate) address_book: ActorRef<AddressBookMessage>,
     pub(crate) pending: Arc<AtomicUsize>,
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 /// The state of the `HeartbeatActor`.
@@ -167,6 +168,7 @@ impl Drop for HeartbeatState {
 impl HeartbeatState {
     fn publish(&mut self) -> Result<(), ActorProcessingErr> {
         self.sequence += 1;
+        let _span = tracing::debug_span!("heartbeat", sequence = self.sequence).entered();
         let heartbeat = heartbeat::build(
             &self.args.config,
             self.args.local_peer,
@@ -176,6 +178,7 @@ impl HeartbeatState {
         );
         let data = prost::Message::encode_to_vec(&heartbeat);
         self.stats.published += 1;
+        self.args.metrics.heartbeat_published();
         self.stats.published_bytes += data.len() as u64;
         self.args.swarm.cast(SwarmMessage::Publish {
             topic: self.topic.clone(),
@@ -192,10 +195,13 @@ impl HeartbeatState {
         data: &[u8],
     ) -> Result<(), ActorProcessingErr> {
         let last = signer.and_then(|s| self.last_seen.get(&s).copied());
+        let _span =
+            tracing::debug_span!("heartbeat received", from = %propagation_source).entered();
         let verdict = heartbeat::validate(&self.args.config, data, signer, SystemTime::now(), last);
         let acceptance = match verdict {
             Ok(accepted) => {
                 self.stats.accepted += 1;
+                self.args.metrics.heartbeat_received();
                 if self.last_seen.len() >= MAX_TRACKED_PEERS
                     && !self.last_seen.contains_key(&accepted.peer)
                 {
@@ -215,6 +221,7 @@ impl HeartbeatState {
             }
             Err(rejection) => {
                 *self.stats.rejected.entry(rejection).or_default() += 1;
+                self.args.metrics.heartbeat_rejected(rejection.name());
                 tracing::debug!(from = %propagation_source, ?signer, "heartbeat not accepted: {}", rejection.name());
                 rejection.acceptance()
             }

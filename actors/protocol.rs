@@ -14,7 +14,7 @@ use super::request::{RequestActor, RequestArguments};
 use crate::{
     Protocol,
     error::ServeError,
-    metrics::{self, Direction},
+    metrics::Direction,
     protocol::Config,
     streams::{InboundStream, Route, Shared},
 };
@@ -97,6 +97,7 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
                 let args = RequestArguments {
                     handler: state.handler.clone(),
                     config: state.config.clone(),
+                    metrics: state.shared.metrics().clone(),
                     running: state.running.clone(),
                     inbound,
                 };
@@ -105,7 +106,7 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
                     Actor::spawn_linked(None, RequestActor::<P>::default(), args, myself.get_cell())
                         .await
                 {
-                    metrics::actor_failed("request");
+                    state.shared.metrics().actor_failed("request");
                     tracing::warn!(protocol = %state.protocol, "request actor failed to start: {error}");
                 }
             }
@@ -121,13 +122,16 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
     ) -> Result<(), ActorProcessingErr> {
         // A request actor's end never stops the protocol: that is the point.
         if let SupervisionEvent::ActorFailed(_, error) = event {
-            metrics::actor_failed("request");
+            state.shared.metrics().actor_failed("request");
             let panicked;
             let error = match error.downcast_ref::<ServeError>() {
                 Some(error) => error,
                 None => {
                     // Not a typed failure: the actor panicked.
-                    metrics::request_outcome(P::ID, Direction::Inbound, "panic");
+                    state
+                        .shared
+                        .metrics()
+                        .request_outcome(P::ID, Direction::Inbound, "panic");
                     panicked = ServeError::Panicked {
                         message: error.to_string(),
                     };

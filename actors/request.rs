@@ -16,7 +16,7 @@ use tracing::Instrument;
 use crate::{
     Protocol, RequestContext, codec,
     error::ServeError,
-    metrics::{self, Direction, InFlight},
+    metrics::{Direction, Metrics},
     protocol::Config,
     streams::InboundStream,
 };
@@ -31,6 +31,8 @@ pub struct RequestArguments<P> {
     pub handler: Arc<P>,
     /// The protocol's limits and timeouts.
     pub config: Config,
+    /// The node's metrics.
+    pub metrics: Metrics,
     /// Permits to run the handler; waited for before reading the request.
     pub running: Arc<Semaphore>,
     /// The stream to serve, with its capacity permit.
@@ -65,15 +67,18 @@ impl<P: Protocol> Actor for RequestActor<P> {
         state: &mut RequestArguments<P>,
     ) -> Result<(), ActorProcessingErr> {
         let started = Instant::now();
-        let _in_flight = InFlight::start(P::ID, Direction::Inbound);
-        let span = tracing::debug_span!("request", protocol = P::ID, peer = %state.inbound.peer, outcome = tracing::field::Empty);
+        let _in_flight = state.metrics.in_flight(P::ID, Direction::Inbound);
+        let span = tracing::debug_span!("request", protocol = P::ID, peer = %state.inbound.peer, outcome = tracing::field::Empty, duration_us = tracing::field::Empty);
         let result = serve(state).instrument(span.clone()).await;
         let outcome = match &result {
             Ok(()) => "ok",
             Err(error) => error.outcome(),
         };
         span.record("outcome", outcome);
-        metrics::request_finished(P::ID, Direction::Inbound, outcome, started.elapsed());
+        span.record("duration_us", started.elapsed().as_micros() as u64);
+        state
+            .metrics
+            .request_finished(P::ID, Direction::Inbound, outcome, started.elapsed());
         result?;
         myself.stop(None);
         Ok(())
@@ -116,7 +121,9 @@ async fn serve<P: Protocol>(state: &mut RequestArguments<P>) -> Result<(), Serve
         });
     }
     let frame = codec::encode_frame(&response);
-    metrics::frame_bytes(P::ID, Direction::Inbound, body.len(), frame.len());
+    state
+        .metrics
+        .frame_bytes(P::ID, Direction::Inbound, body.len(), frame.len());
     let write = async {
         codec::write_frame(&mut inbound.stream, &frame).await?;
         inbound.stream.close().await

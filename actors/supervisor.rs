@@ -37,7 +37,8 @@ use super::{
 };
 use crate::{
     address_book::{self, AddressBook},
-    heartbeat, metrics,
+    heartbeat,
+    metrics::Metrics,
     registry::{Gate, Registry},
 };
 
@@ -77,6 +78,7 @@ pub struct NodeArguments {
     pub(crate) heartbeat: Option<heartbeat::Config>,
     pub(crate) bootstrap: Vec<(PeerId, Multiaddr)>,
     pub(crate) min_peers: usize,
+    pub(crate) metrics: Metrics,
 }
 
 /// The state of the supervisor.
@@ -84,6 +86,7 @@ pub struct NodeState {
     actors: NodeActors,
     heartbeat_args: Option<(heartbeat::Config, Vec<Multiaddr>)>,
     local_peer: PeerId,
+    metrics: Metrics,
 }
 
 /// The root of a node's actors.
@@ -105,6 +108,7 @@ impl Actor for NodeSupervisor {
             registry: args.registry,
             gate: args.gate,
             local_peer: args.local_peer,
+            metrics: args.metrics.clone(),
         };
         let (address_book, _) =
             Actor::spawn_linked(None, AddressBookActor, book, myself.get_cell()).await?;
@@ -113,6 +117,7 @@ impl Actor for NodeSupervisor {
             address_book: address_book.clone(),
             book: args.book.clone(),
             min_peers: args.min_peers,
+            metrics: args.metrics.clone(),
         };
         let (swarm, _) =
             Actor::spawn_linked(None, SwarmActor, swarm_args, myself.get_cell()).await?;
@@ -124,6 +129,7 @@ impl Actor for NodeSupervisor {
             },
             heartbeat_args: args.heartbeat.map(|c| (c, args.listen_addrs)),
             local_peer: args.local_peer,
+            metrics: args.metrics,
         };
         state.start_heartbeat(&myself).await?;
         if !args.bootstrap.is_empty() {
@@ -167,7 +173,7 @@ impl Actor for NodeSupervisor {
                 "address_book"
             };
             if failure.is_some() {
-                metrics::actor_failed(which);
+                state.metrics.actor_failed(which);
             }
             tracing::error!(
                 actor = which,
@@ -178,12 +184,13 @@ impl Actor for NodeSupervisor {
         } else if actors.heartbeat.as_ref().is_some_and(|h| is(&cell, h)) {
             state.actors.heartbeat = None;
             if let Some(error) = failure {
-                metrics::actor_failed("heartbeat");
+                state.metrics.actor_failed("heartbeat");
                 tracing::warn!("the heartbeat actor failed, restarting it: {error}");
                 state.start_heartbeat(&myself).await?;
+                state.metrics.actor_restarted("heartbeat");
             }
         } else if let Some(error) = failure {
-            metrics::actor_failed("protocol");
+            state.metrics.actor_failed("protocol");
             tracing::error!("a protocol actor failed; its protocol is no longer served: {error}");
         }
         Ok(())
@@ -229,6 +236,7 @@ impl NodeState {
             swarm: self.actors.swarm.clone(),
             address_book: self.actors.address_book.clone(),
             pending: pending.clone(),
+            metrics: self.metrics.clone(),
         };
         let (heartbeat, _) =
             Actor::spawn_linked(None, HeartbeatActor, args, myself.get_cell()).await?;

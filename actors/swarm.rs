@@ -227,6 +227,8 @@ pub struct SwarmArguments {
     pub(crate) book: AddressBook,
     /// Connections the node keeps at least, dialing known peers (0: off).
     pub(crate) min_peers: usize,
+    /// The node's metrics.
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 /// How often the loop checks that it has `min_peers` connections.
@@ -261,6 +263,7 @@ impl Actor for SwarmActor {
             heartbeats: None,
             book: args.book,
             min_peers: args.min_peers,
+            metrics: args.metrics,
         };
         let event_loop = tokio::spawn(async move {
             event_loop.run().await;
@@ -311,6 +314,7 @@ struct EventLoop {
     heartbeats: Option<HeartbeatRoute>,
     book: AddressBook,
     min_peers: usize,
+    metrics: crate::metrics::Metrics,
 }
 
 impl EventLoop {
@@ -509,6 +513,12 @@ impl EventLoop {
                 peer_id, endpoint, ..
             } => {
                 tracing::debug!(peer = %peer_id, address = %endpoint.get_remote_address(), "connected");
+                self.metrics.connection(
+                    endpoint.is_dialer(),
+                    transport(endpoint.get_remote_address()),
+                );
+                self.metrics
+                    .connected_peers(self.swarm.connected_peers().count());
                 if endpoint.is_dialer() {
                     let _ = self.address_book.cast(AddressBookMessage::Confirmed {
                         peer: peer_id,
@@ -535,6 +545,8 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
+                self.metrics
+                    .connected_peers(self.swarm.connected_peers().count());
             }
             _ => {}
         }
@@ -595,6 +607,7 @@ impl EventLoop {
             .collect();
         if !found.is_empty() || last {
             if let Some((_, reply)) = self.lookups.remove(&id) {
+                self.metrics.kademlia_lookup(!found.is_empty());
                 if !found.is_empty() {
                     let _ = self.address_book.cast(AddressBookMessage::Add {
                         peer: target,
@@ -615,5 +628,17 @@ impl EventLoop {
                 query.finish();
             }
         }
+    }
+}
+
+/// The transport of a connection, for metrics.
+fn transport(address: &Multiaddr) -> &'static str {
+    use libp2p::multiaddr::Protocol;
+    if address.iter().any(|p| matches!(p, Protocol::QuicV1)) {
+        "quic"
+    } else if address.iter().any(|p| matches!(p, Protocol::Tcp(_))) {
+        "tcp"
+    } else {
+        "other"
     }
 }

@@ -1,13 +1,18 @@
 //! Every metric the framework records, each name written once.
 //!
-//! Metrics go through the `metrics` facade; install any recorder (for example
-//! `metrics-exporter-prometheus`) to collect them. Labels carry bounded
-//! values only: protocol ids of registered protocols, directions, outcomes
-//! and reasons — never a peer id or an address.
+//! Metrics go through the `metrics` facade; install a recorder to collect
+//! them — [`prometheus_builder`] gives a `metrics-exporter-prometheus`
+//! builder with this crate's histogram buckets and descriptions. The
+//! recorder is process-wide, so every metric carries a `node` label whose
+//! value the application chooses (`NodeBuilder::metrics_label`, default
+//! `"0"`): give each node of a process its own. Other labels carry bounded
+//! values only: ids of registered protocols, directions, outcomes, reasons,
+//! sources — never a peer id or an address.
 
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{SharedString, counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 /// Requests by protocol, direction and outcome.
 pub const REQUESTS: &str = "subnet_requests_total";
@@ -21,8 +26,96 @@ pub const REQUEST_BYTES: &str = "subnet_request_bytes_total";
 pub const RESPONSE_BYTES: &str = "subnet_response_bytes_total";
 /// Inbound streams refused before reaching a handler, by protocol and reason.
 pub const INBOUND_REFUSED: &str = "subnet_inbound_refused_total";
+/// Connections established, by direction and transport.
+pub const CONNECTIONS: &str = "subnet_connections_total";
+/// Peers with at least one established connection.
+pub const CONNECTED_PEERS: &str = "subnet_connected_peers";
+/// Peers in the address book, by the source of their best address.
+pub const ADDRESS_BOOK_PEERS: &str = "subnet_address_book_peers";
+/// Address book lookups by a call, by result (hit, miss).
+pub const ADDRESS_BOOK_LOOKUPS: &str = "subnet_address_book_lookups_total";
+/// Peers that left the address book (expired or evicted).
+pub const ADDRESS_BOOK_EXPIRED: &str = "subnet_address_book_expired_total";
+/// Heartbeats this node published.
+pub const HEARTBEATS_PUBLISHED: &str = "subnet_heartbeats_published_total";
+/// Heartbeats received and validated.
+pub const HEARTBEATS_RECEIVED: &str = "subnet_heartbeats_received_total";
+/// Heartbeats rejected or ignored, by reason.
+pub const HEARTBEATS_REJECTED: &str = "subnet_heartbeats_rejected_total";
+/// Peer-exchange questions, by role (asked, answered) and result (found, empty).
+pub const PEER_EXCHANGE: &str = "subnet_peer_exchange_total";
+/// Kademlia lookups of a peer, by result (found, not_found).
+pub const KADEMLIA_LOOKUPS: &str = "subnet_kademlia_lookups_total";
 /// Actors that failed (error or panic), by actor kind.
 pub const ACTOR_FAILURES: &str = "subnet_actor_failures_total";
+/// Actors restarted by their supervisor, by actor kind.
+pub const ACTOR_RESTARTS: &str = "subnet_actor_restarts_total";
+
+/// Buckets of [`REQUEST_DURATION`]: 100 µs to 10 s.
+pub const LATENCY_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// A Prometheus exporter builder with this crate's histogram buckets.
+pub fn prometheus_builder() -> PrometheusBuilder {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &LATENCY_BUCKETS)
+        .expect("buckets are not empty")
+}
+
+/// Installs the process-wide Prometheus recorder and serves `/metrics` at
+/// `address` (on the current tokio runtime), with every metric described.
+pub fn serve_prometheus(
+    address: std::net::SocketAddr,
+) -> Result<(), metrics_exporter_prometheus::BuildError> {
+    prometheus_builder().with_http_listener(address).install()?;
+    describe();
+    Ok(())
+}
+
+/// Describes every metric (HELP and unit) to the installed recorder.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(REQUESTS, "Requests by protocol, direction and outcome");
+    describe_histogram!(REQUEST_DURATION, metrics::Unit::Seconds, "Request latency");
+    describe_gauge!(REQUESTS_IN_FLIGHT, "Requests being served or awaited");
+    describe_counter!(
+        REQUEST_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes of request frames"
+    );
+    describe_counter!(
+        RESPONSE_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes of response frames"
+    );
+    describe_counter!(
+        INBOUND_REFUSED,
+        "Inbound streams refused before a handler, by reason"
+    );
+    describe_counter!(
+        CONNECTIONS,
+        "Connections established, by direction and transport"
+    );
+    describe_gauge!(CONNECTED_PEERS, "Peers with an established connection");
+    describe_gauge!(ADDRESS_BOOK_PEERS, "Peers in the address book, by source");
+    describe_counter!(
+        ADDRESS_BOOK_LOOKUPS,
+        "Address book lookups by calls, by result"
+    );
+    describe_counter!(ADDRESS_BOOK_EXPIRED, "Peers that left the address book");
+    describe_counter!(HEARTBEATS_PUBLISHED, "Heartbeats published");
+    describe_counter!(HEARTBEATS_RECEIVED, "Heartbeats received and validated");
+    describe_counter!(
+        HEARTBEATS_REJECTED,
+        "Heartbeats rejected or ignored, by reason"
+    );
+    describe_counter!(PEER_EXCHANGE, "Peer-exchange questions, by role and result");
+    describe_counter!(KADEMLIA_LOOKUPS, "Kademlia lookups of a peer, by result");
+    describe_counter!(ACTOR_FAILURES, "Actors that failed, by kind");
+    describe_counter!(ACTOR_RESTARTS, "Actors restarted, by kind");
+}
 
 /// Which side of a request this node is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,67 +153,142 @@ impl RefusalReason {
     }
 }
 
-pub(crate) fn inbound_refused(protocol: &impl AsRef<str>, reason: RefusalReason) {
-    counter!(INBOUND_REFUSED, "protocol" => protocol.as_ref().to_owned(), "reason" => reason.label())
-        .increment(1);
+/// One node's metrics: every recording carries its `node` label.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    node: SharedString,
 }
 
-/// Counts a finished request by outcome.
-pub(crate) fn request_outcome(protocol: &'static str, direction: Direction, outcome: &'static str) {
-    counter!(REQUESTS, "protocol" => protocol, "direction" => direction.label(), "outcome" => outcome)
-        .increment(1);
-}
-
-/// Records a finished request: its outcome and latency.
-pub(crate) fn request_finished(
-    protocol: &'static str,
-    direction: Direction,
-    outcome: &'static str,
-    elapsed: Duration,
-) {
-    request_outcome(protocol, direction, outcome);
-    histogram!(REQUEST_DURATION, "protocol" => protocol, "direction" => direction.label())
-        .record(elapsed.as_secs_f64());
-}
-
-/// Records the bytes of a request or response frame.
-pub(crate) fn frame_bytes(
-    protocol: &'static str,
-    direction: Direction,
-    request: usize,
-    response: usize,
-) {
-    counter!(REQUEST_BYTES, "protocol" => protocol, "direction" => direction.label())
-        .increment(request as u64);
-    counter!(RESPONSE_BYTES, "protocol" => protocol, "direction" => direction.label())
-        .increment(response as u64);
-}
-
-/// Counts a request in flight until the guard drops.
-pub(crate) struct InFlight {
-    protocol: &'static str,
-    direction: Direction,
-}
-
-impl InFlight {
-    pub(crate) fn start(protocol: &'static str, direction: Direction) -> Self {
-        gauge!(REQUESTS_IN_FLIGHT, "protocol" => protocol, "direction" => direction.label())
-            .increment(1.0);
+impl Metrics {
+    /// Metrics labelled `node = label`.
+    pub fn new(label: &str) -> Self {
         Self {
-            protocol,
-            direction,
+            node: SharedString::from_shared(std::sync::Arc::from(label)),
         }
     }
+
+    /// The node label.
+    pub fn label(&self) -> &str {
+        &self.node
+    }
+
+    pub(crate) fn inbound_refused(&self, protocol: &impl AsRef<str>, reason: RefusalReason) {
+        counter!(INBOUND_REFUSED, "node" => self.node.clone(), "protocol" => protocol.as_ref().to_owned(), "reason" => reason.label())
+            .increment(1);
+    }
+
+    /// Counts a finished request by outcome.
+    pub(crate) fn request_outcome(
+        &self,
+        protocol: &'static str,
+        direction: Direction,
+        outcome: &'static str,
+    ) {
+        counter!(REQUESTS, "node" => self.node.clone(), "protocol" => protocol, "direction" => direction.label(), "outcome" => outcome)
+            .increment(1);
+    }
+
+    /// Records a finished request: its outcome and latency.
+    pub(crate) fn request_finished(
+        &self,
+        protocol: &'static str,
+        direction: Direction,
+        outcome: &'static str,
+        elapsed: Duration,
+    ) {
+        self.request_outcome(protocol, direction, outcome);
+        histogram!(REQUEST_DURATION, "node" => self.node.clone(), "protocol" => protocol, "direction" => direction.label())
+            .record(elapsed.as_secs_f64());
+    }
+
+    /// Records the bytes of a request and its response frame.
+    pub(crate) fn frame_bytes(
+        &self,
+        protocol: &'static str,
+        direction: Direction,
+        request: usize,
+        response: usize,
+    ) {
+        counter!(REQUEST_BYTES, "node" => self.node.clone(), "protocol" => protocol, "direction" => direction.label())
+            .increment(request as u64);
+        counter!(RESPONSE_BYTES, "node" => self.node.clone(), "protocol" => protocol, "direction" => direction.label())
+            .increment(response as u64);
+    }
+
+    /// Counts a request in flight until the guard drops.
+    pub(crate) fn in_flight(&self, protocol: &'static str, direction: Direction) -> InFlight {
+        let gauge = gauge!(REQUESTS_IN_FLIGHT, "node" => self.node.clone(), "protocol" => protocol, "direction" => direction.label());
+        gauge.increment(1.0);
+        InFlight { gauge }
+    }
+
+    pub(crate) fn connection(&self, dialer: bool, transport: &'static str) {
+        let direction = if dialer { "outbound" } else { "inbound" };
+        counter!(CONNECTIONS, "node" => self.node.clone(), "direction" => direction, "transport" => transport)
+            .increment(1);
+    }
+
+    pub(crate) fn connected_peers(&self, peers: usize) {
+        gauge!(CONNECTED_PEERS, "node" => self.node.clone()).set(peers as f64);
+    }
+
+    pub(crate) fn address_book_peers(&self, source: &'static str, peers: usize) {
+        gauge!(ADDRESS_BOOK_PEERS, "node" => self.node.clone(), "source" => source)
+            .set(peers as f64);
+    }
+
+    pub(crate) fn address_book_lookup(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        counter!(ADDRESS_BOOK_LOOKUPS, "node" => self.node.clone(), "result" => result)
+            .increment(1);
+    }
+
+    pub(crate) fn address_book_expired(&self, peers: usize) {
+        counter!(ADDRESS_BOOK_EXPIRED, "node" => self.node.clone()).increment(peers as u64);
+    }
+
+    pub(crate) fn heartbeat_published(&self) {
+        counter!(HEARTBEATS_PUBLISHED, "node" => self.node.clone()).increment(1);
+    }
+
+    pub(crate) fn heartbeat_received(&self) {
+        counter!(HEARTBEATS_RECEIVED, "node" => self.node.clone()).increment(1);
+    }
+
+    pub(crate) fn heartbeat_rejected(&self, reason: &'static str) {
+        counter!(HEARTBEATS_REJECTED, "node" => self.node.clone(), "reason" => reason).increment(1);
+    }
+
+    pub(crate) fn peer_exchange(&self, asked: bool, found: bool) {
+        let role = if asked { "asked" } else { "answered" };
+        let result = if found { "found" } else { "empty" };
+        counter!(PEER_EXCHANGE, "node" => self.node.clone(), "role" => role, "result" => result)
+            .increment(1);
+    }
+
+    pub(crate) fn kademlia_lookup(&self, found: bool) {
+        let result = if found { "found" } else { "not_found" };
+        counter!(KADEMLIA_LOOKUPS, "node" => self.node.clone(), "result" => result).increment(1);
+    }
+
+    /// Counts a failed actor.
+    pub(crate) fn actor_failed(&self, actor: &'static str) {
+        counter!(ACTOR_FAILURES, "node" => self.node.clone(), "actor" => actor).increment(1);
+    }
+
+    /// Counts a restarted actor.
+    pub(crate) fn actor_restarted(&self, actor: &'static str) {
+        counter!(ACTOR_RESTARTS, "node" => self.node.clone(), "actor" => actor).increment(1);
+    }
+}
+
+/// Counts a request in flight until dropped.
+pub(crate) struct InFlight {
+    gauge: metrics::Gauge,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        gauge!(REQUESTS_IN_FLIGHT, "protocol" => self.protocol, "direction" => self.direction.label())
-            .decrement(1.0);
+        self.gauge.decrement(1.0);
     }
-}
-
-/// Counts a failed actor.
-pub(crate) fn actor_failed(actor: &'static str) {
-    counter!(ACTOR_FAILURES, "actor" => actor).increment(1);
 }

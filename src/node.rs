@@ -24,7 +24,7 @@ use crate::{
     destination::Destination,
     error::{CallError, Phase, RegisterError, StartError},
     heartbeat,
-    metrics::{self, Direction, InFlight},
+    metrics::{Direction, Metrics},
     peer_exchange::{PeerExchange, PeerExchangeRequest},
     protocol::Config,
     registry::{Gate, Registry},
@@ -46,6 +46,7 @@ pub struct NodeBuilder {
     address_book: address_book::Config,
     discovery_timeout: Duration,
     min_peers: usize,
+    metrics_label: String,
 }
 
 impl Default for NodeBuilder {
@@ -64,6 +65,7 @@ impl Default for NodeBuilder {
             address_book: address_book::Config::default(),
             discovery_timeout: Self::DEFAULT_DISCOVERY_TIMEOUT,
             min_peers: Self::DEFAULT_MIN_PEERS,
+            metrics_label: "0".into(),
         }
     }
 }
@@ -159,6 +161,14 @@ impl NodeBuilder {
         self
     }
 
+    /// Sets the value of the `node` label on this node's metrics (default
+    /// `"0"`). The metrics recorder is process-wide: give each node of a
+    /// process its own label, from a small, fixed set (never a peer id).
+    pub fn metrics_label(mut self, label: impl Into<String>) -> Self {
+        self.metrics_label = label.into();
+        self
+    }
+
     /// Sets how many connections the node keeps at least, dialing known
     /// peers when it has fewer (0: never dials on its own).
     pub fn min_peers(mut self, peers: usize) -> Self {
@@ -202,7 +212,8 @@ impl NodeBuilder {
                 }),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let shared = Arc::new(Shared::default());
+        let metrics = Metrics::new(&self.metrics_label);
+        let shared = Arc::new(Shared::new(metrics.clone()));
         let book = AddressBook::default();
         let gate = if self.gating {
             Gate::closed()
@@ -269,6 +280,7 @@ impl NodeBuilder {
             heartbeat: self.heartbeat,
             bootstrap,
             min_peers: self.min_peers,
+            metrics: metrics.clone(),
         };
         let (supervisor, _) = match parent {
             Some(parent) => Actor::spawn_linked(None, NodeSupervisor, args, parent).await?,
@@ -286,12 +298,16 @@ impl NodeBuilder {
                 book,
                 peer_exchange: self.peer_exchange,
                 discovery_timeout: self.discovery_timeout,
+                metrics,
             }),
         };
         if self.peer_exchange {
-            node.register(PeerExchange::new(node.inner.book.clone()))
-                .await
-                .map_err(|e| StartError::Transport(e.to_string().into()))?;
+            node.register(PeerExchange::new(
+                node.inner.book.clone(),
+                node.inner.metrics.clone(),
+            ))
+            .await
+            .map_err(|e| StartError::Transport(e.to_string().into()))?;
         }
         tracing::info!(peer = %peer_id, "node started");
         Ok(node)
@@ -322,6 +338,7 @@ struct Inner {
     book: AddressBook,
     peer_exchange: bool,
     discovery_timeout: Duration,
+    metrics: Metrics,
 }
 
 impl Node {
@@ -484,6 +501,7 @@ impl Node {
     /// then connected peers (peer exchange), then the DHT.
     pub async fn find(&self, peer: PeerId) -> Vec<Multiaddr> {
         let known = self.inner.book.addresses(&peer);
+        self.inner.metrics.address_book_lookup(!known.is_empty());
         if !known.is_empty() {
             return known;
         }
@@ -527,6 +545,9 @@ impl Node {
             .collect();
         while let Some(answer) = answers.next().await {
             let Ok(answer) = answer else { continue };
+            self.inner
+                .metrics
+                .peer_exchange(true, !answer.addresses.is_empty());
             let addresses: Vec<Multiaddr> = answer
                 .addresses
                 .into_iter()
@@ -701,7 +722,8 @@ impl<P: Protocol> Client<P> {
         D::Error: Into<CallError>,
     {
         let started = std::time::Instant::now();
-        let _in_flight = InFlight::start(P::ID, Direction::Outbound);
+        let metrics = &self.node.inner.metrics;
+        let _in_flight = metrics.in_flight(P::ID, Direction::Outbound);
         let result = match destination.try_into() {
             Ok(destination) => self.call_to(&destination, request).await,
             Err(error) => Err(error.into()),
@@ -710,7 +732,7 @@ impl<P: Protocol> Client<P> {
             Ok(_) => "ok",
             Err(error) => error.outcome(),
         };
-        metrics::request_finished(P::ID, Direction::Outbound, outcome, started.elapsed());
+        metrics.request_finished(P::ID, Direction::Outbound, outcome, started.elapsed());
         result
     }
 
@@ -754,7 +776,10 @@ impl<P: Protocol> Client<P> {
                 FrameError::Io(e) if codec::is_reset(&e) => CallError::Refused { peer },
                 source => CallError::MalformedResponse { peer, source },
             })?;
-        metrics::frame_bytes(P::ID, Direction::Outbound, frame.len(), body.len());
+        self.node
+            .inner
+            .metrics
+            .frame_bytes(P::ID, Direction::Outbound, frame.len(), body.len());
         let response = <P::Response as prost::Message>::decode(&body[..])
             .map_err(|source| CallError::Decode { peer, source })?;
         // The response is complete: closing is a courtesy bounded by the deadline.

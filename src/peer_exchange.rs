@@ -6,7 +6,7 @@
 
 use libp2p::PeerId;
 
-use crate::{HandlerError, Protocol, RequestContext, address_book::AddressBook};
+use crate::{HandlerError, Protocol, RequestContext, address_book::AddressBook, metrics::Metrics};
 
 include!(concat!(env!("OUT_DIR"), "/subnet.peer_exchange.rs"));
 
@@ -17,12 +17,13 @@ pub const MAX_ANSWER_ADDRESSES: usize = 16;
 #[derive(Debug, Clone)]
 pub struct PeerExchange {
     book: AddressBook,
+    metrics: Metrics,
 }
 
 impl PeerExchange {
-    /// Answers from `book`.
-    pub fn new(book: AddressBook) -> Self {
-        Self { book }
+    /// Answers from `book`, counting answers in `metrics`.
+    pub fn new(book: AddressBook, metrics: Metrics) -> Self {
+        Self { book, metrics }
     }
 }
 
@@ -48,6 +49,7 @@ impl Protocol for PeerExchange {
                     .collect()
             })
             .unwrap_or_default();
+        self.metrics.peer_exchange(false, !addresses.is_empty());
         tracing::debug!(asker = %ctx.peer, sought = %peer, found = addresses.len(), "peer exchange");
         Ok(PeerExchangeResponse {
             addresses,

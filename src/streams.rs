@@ -41,7 +41,10 @@ use ractor::ActorRef;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
-    actors::protocol::ProtocolMessage, address_book::AddressBook, metrics, registry::Gate,
+    actors::protocol::ProtocolMessage,
+    address_book::AddressBook,
+    metrics::{Metrics, RefusalReason},
+    registry::Gate,
 };
 
 /// Outbound stream requests a connection handler queues before callers wait.
@@ -124,8 +127,8 @@ struct OpenRequest {
 }
 
 /// State shared by the behaviour, every connection handler and the callers.
-#[derive(Default)]
 pub(crate) struct Shared {
+    metrics: Metrics,
     routes: DashMap<StreamProtocol, Route>,
     /// The keys of `routes`, as the list offered to inbound negotiation.
     offered: RwLock<Arc<[StreamProtocol]>>,
@@ -133,6 +136,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    pub(crate) fn new(metrics: Metrics) -> Self {
+        Self {
+            metrics,
+            routes: DashMap::new(),
+            offered: RwLock::new(Arc::from(Vec::new())),
+            connections: DashMap::new(),
+        }
+    }
+
+    /// The node's metrics.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Starts routing inbound streams of `protocol` to `route`. Returns
     /// `false` if the protocol already has a route.
     pub(crate) fn add_route(&self, protocol: StreamProtocol, route: Route) -> bool {
@@ -211,11 +228,13 @@ impl Shared {
     fn deliver(&self, stream: Stream, protocol: StreamProtocol, peer: PeerId, remote: &Multiaddr) {
         let Some(route) = self.routes.get(&protocol) else {
             // Unregistered between negotiation and now: dropping resets it.
-            metrics::inbound_refused(&protocol, metrics::RefusalReason::NotRegistered);
+            self.metrics
+                .inbound_refused(&protocol, RefusalReason::NotRegistered);
             return;
         };
         let Ok(permit) = route.admitted.clone().try_acquire_owned() else {
-            metrics::inbound_refused(&protocol, metrics::RefusalReason::OverCapacity);
+            self.metrics
+                .inbound_refused(&protocol, RefusalReason::OverCapacity);
             tracing::debug!(%peer, %protocol, "inbound stream refused: protocol at capacity");
             return; // dropping the stream resets it: an explicit refusal
         };
@@ -227,7 +246,8 @@ impl Shared {
             permit,
         };
         if route.actor.cast(ProtocolMessage::Inbound(inbound)).is_err() {
-            metrics::inbound_refused(&protocol, metrics::RefusalReason::NotRegistered);
+            self.metrics
+                .inbound_refused(&protocol, RefusalReason::NotRegistered);
         }
     }
 }

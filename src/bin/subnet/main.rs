@@ -260,7 +260,9 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         bootstrap.push(address);
     }
     let subnet_id = config.subnet_id.unwrap_or(1);
-    let mut beat = heartbeat::Config::new(subnet_id, config.subnet_node_id.unwrap_or(0));
+    let subnet_node_id = config.subnet_node_id.unwrap_or(0);
+    builder = builder.metrics_label(subnet_node_id.to_string());
+    let mut beat = heartbeat::Config::new(subnet_id, subnet_node_id);
     if let Some(interval) = config.heartbeat_interval()? {
         beat = beat.with_epoch(interval * 4, 4);
     }
@@ -278,9 +280,7 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         builder = builder.gating(true);
     }
     if let Some(address) = config.metrics {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
-            .with_http_listener(address)
-            .install()
+        subnet::metrics::serve_prometheus(address)
             .map_err(|e| format!("cannot serve metrics on {address}: {e}"))?;
     }
     let node = start(builder).await?;

@@ -1,0 +1,232 @@
+//! A real Prometheus scrapes a 3-node subnet under a little load; every
+//! expression of every dashboard panel must return data through its query
+//! API, and `promtool check metrics` must accept the exposition.
+//!
+//! Needs `prometheus` and `promtool` on the PATH (Debian package
+//! `prometheus`; `.ci/run` installs it).
+
+mod common;
+
+use std::{
+    io::Write,
+    net::{SocketAddr, TcpListener},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::{Probe, task};
+use subnet::{Config, Node, PeerId, heartbeat, task::TaskProtocol};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` on a loopback HTTP server; returns the body.
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.").then(|| body.to_owned())
+}
+
+/// The expressions that return no data yet.
+async fn without_data(port: u16, expressions: &[(String, String)]) -> Vec<String> {
+    let mut empty = Vec::new();
+    for (panel, expr) in expressions {
+        let path = format!("/api/v1/query?query={}", url_encode(expr));
+        let answered = http_get(port, &path)
+            .await
+            .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
+            .is_some_and(|v| {
+                v["status"] == "success"
+                    && v["data"]["result"]
+                        .as_array()
+                        .is_some_and(|r| !r.is_empty())
+            });
+        if !answered {
+            empty.push(format!("{panel}: {expr}"));
+        }
+    }
+    empty
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Every panel expression of the dashboards, with `$node` matching all.
+fn dashboard_expressions() -> Vec<(String, String)> {
+    let mut expressions = Vec::new();
+    for file in ["overview.json", "discovery.json"] {
+        let path = format!("{}/dashboards/{file}", env!("CARGO_MANIFEST_DIR"));
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap().replace("$node", ".*");
+                expressions.push((format!("{file}: {}", panel["title"]), expr));
+            }
+        }
+    }
+    expressions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
+    // The process-wide recorder, serving /metrics for all three nodes.
+    let metrics_port = free_port();
+    subnet::metrics::serve_prometheus(SocketAddr::from(([127, 0, 0, 1], metrics_port)))
+        .expect("the exporter starts");
+
+    // Three nodes, a label each: a is the server, b and c call it.
+    let beat = |id| heartbeat::Config::new(1, id).with_epoch(Duration::from_secs(1), 4);
+    let build = |label: &str, id| {
+        Node::builder()
+            .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .metrics_label(label)
+            .heartbeat(beat(id))
+    };
+    let a = build("a", 1).build().await.unwrap();
+    let (probe, _failures) =
+        Probe::new(Config::default().with_max_concurrent(2).with_max_pending(2));
+    a.register(probe).await.unwrap();
+    let b = build("b", 2)
+        .bootstrap(a.addresses()[0].clone())
+        .build()
+        .await
+        .unwrap();
+    let c = build("c", 3)
+        .bootstrap(a.addresses()[0].clone())
+        .build()
+        .await
+        .unwrap();
+
+    // Prometheus, scraping every second.
+    let dir = std::env::temp_dir().join(format!("subnet-prometheus-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: subnet\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n"
+        ),
+    )
+    .unwrap();
+    let prometheus_port = free_port();
+    let _prometheus = Prometheus(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus runs (Debian package `prometheus`)"),
+    );
+
+    // A little load: good calls, handler errors, an overload (refusals),
+    // a peer-exchange question and a lookup nobody can answer (Kademlia),
+    // and a bad heartbeat (a rejection).
+    let address = a.addresses()[0].clone();
+    for node in [&b, &c] {
+        let client = node.client::<TaskProtocol>();
+        for i in 0..20 {
+            client
+                .call(address.clone(), task(&format!("ok {i}")))
+                .await
+                .unwrap();
+        }
+        assert!(client.call(address.clone(), task("error")).await.is_err());
+        let flood: Vec<_> = (0..40)
+            .map(|_| {
+                let client = client.clone();
+                let address = address.clone();
+                async move { client.call(address, task("sleep:200")).await }
+            })
+            .collect();
+        futures::future::join_all(flood).await;
+        let _ = client.call(PeerId::random(), task("nobody")).await;
+    }
+    b.publish(heartbeat::topic(1), b"not a heartbeat".to_vec())
+        .unwrap();
+
+    // promtool accepts the exposition.
+    let exposition = http_get(metrics_port, "/metrics")
+        .await
+        .expect("the exporter answers");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    // Every panel's expression returns data.
+    let expressions = dashboard_expressions();
+    assert!(expressions.len() >= 15, "{} expressions", expressions.len());
+    let started = std::time::Instant::now();
+    loop {
+        let empty = without_data(prometheus_port, &expressions).await;
+        if empty.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "panels without data after 90 s: {empty:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for node in [a, b, c] {
+        node.shutdown().await;
+    }
+}
