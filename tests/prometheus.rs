@@ -226,6 +226,47 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+
+    // Three nodes in one process keep their numbers apart: only `a` serves
+    // the task protocol, and it counted every request `b` and `c` sent.
+    let served = |node: &str, direction: &str| {
+        format!(
+            "sum(subnet_requests_total{{node=\"{node}\",protocol=\"/subnet/task_protocol/1.0.0\",direction=\"{direction}\"}})"
+        )
+    };
+    let value = |expr: String| async move {
+        let path = format!("/api/v1/query?query={}", url_encode(&expr));
+        let body = http_get(prometheus_port, &path).await.unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        v["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|n| n.parse::<f64>().ok())
+    };
+    let sent_b = value(served("b", "outbound"))
+        .await
+        .expect("b's calls are counted");
+    let sent_c = value(served("c", "outbound"))
+        .await
+        .expect("c's calls are counted");
+    let received_a = value(served("a", "inbound"))
+        .await
+        .expect("a's requests are counted");
+    assert_eq!(
+        value(served("b", "inbound")).await,
+        None,
+        "b served no task request"
+    );
+    assert!(
+        sent_b >= 62.0 && sent_c >= 62.0,
+        "b sent {sent_b}, c sent {sent_c}"
+    );
+    // Refused streams never reach a's request actors, so a counts at most
+    // what b and c sent.
+    assert!(
+        received_a >= 42.0 && received_a <= sent_b + sent_c,
+        "a received {received_a}"
+    );
+
     for node in [a, b, c] {
         node.shutdown().await;
     }

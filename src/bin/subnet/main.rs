@@ -121,7 +121,7 @@ fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
                 let level = if matches!(cli.command, Command::Node(_)) {
-                    "subnet=info,warn"
+                    "subnet=info,warn,libp2p_kad=error"
                 } else {
                     "warn"
                 };
