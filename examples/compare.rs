@@ -1,0 +1,483 @@
+//! Benchmark: `subnet` against raw rust-libp2p `request_response` and plain
+//! tokio TCP, side by side in one run, with the same varint + protobuf
+//! frames and the same task (upper-case the payload).
+//!
+//! ```text
+//! cargo run --release --example compare            # full run
+//! cargo run --release --example compare -- --quick # a tenth of the calls
+//! ```
+//!
+//! 1. `subnet`: node to node through the task protocol (actors, supervision,
+//!    metrics calls; no recorder installed);
+//! 2. raw `request_response` with an equivalent varint codec (TCP + Noise +
+//!    yamux, and QUIC);
+//! 3. plain tokio TCP, one connection per request in flight (the physical
+//!    reference: no encryption, no multiplexing).
+//!
+//! Ratios are to (2) on the same transport.
+
+use std::{
+    io,
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use futures::{AsyncRead, AsyncWrite, StreamExt, stream};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, noise, request_response,
+    swarm::SwarmEvent, tcp, yamux,
+};
+use subnet::{
+    Config, Node, codec,
+    task::{TaskProtocol, TaskRequest, TaskResponse},
+};
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Parser)]
+struct Args {
+    /// Run a tenth of the calls.
+    #[arg(long)]
+    quick: bool,
+    /// Only run `subnet` over TCP, 64 B sequential, this many calls (for profiling).
+    #[arg(long)]
+    profile: Option<usize>,
+}
+
+const MAX_FRAME: usize = 4 << 20;
+
+fn request(payload: usize) -> TaskRequest {
+    TaskRequest {
+        task_id: "bench".into(),
+        payload: vec![b'a'; payload].into(),
+    }
+}
+
+fn answer(request: TaskRequest) -> TaskResponse {
+    TaskResponse {
+        accepted: true,
+        result: request.payload.to_ascii_uppercase().into(),
+        error: String::new(),
+    }
+}
+
+/// Something that answers task requests.
+trait Caller: Clone + Send + Sync + 'static {
+    fn call(&self, request: TaskRequest) -> impl Future<Output = TaskResponse> + Send;
+}
+
+// ---- (1) subnet ----
+
+#[derive(Clone)]
+struct SubnetCaller {
+    client: subnet::Client<TaskProtocol>,
+    address: Multiaddr,
+}
+
+impl Caller for SubnetCaller {
+    async fn call(&self, request: TaskRequest) -> TaskResponse {
+        self.client
+            .call(self.address.clone(), request)
+            .await
+            .expect("subnet call")
+    }
+}
+
+async fn subnet_pair(listen: &str) -> (SubnetCaller, Vec<Node>) {
+    let server = Node::builder()
+        .listen(listen.parse().unwrap())
+        .build()
+        .await
+        .unwrap();
+    server.register(TaskProtocol).await.unwrap();
+    let caller = Node::builder().build().await.unwrap();
+    let client = caller
+        .client::<TaskProtocol>()
+        .with_config(Config::default().with_max_frame(MAX_FRAME));
+    let address = server.addresses()[0].clone();
+    (SubnetCaller { client, address }, vec![server, caller])
+}
+
+// ---- (2) raw request_response ----
+
+#[derive(Clone, Default)]
+struct VarintCodec;
+
+impl request_response::Codec for VarintCodec {
+    type Protocol = StreamProtocol;
+    type Request = TaskRequest;
+    type Response = TaskResponse;
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<TaskRequest> {
+        let body = codec::read_frame(io, MAX_FRAME)
+            .await
+            .map_err(io::Error::other)?;
+        prost::Message::decode(&body[..]).map_err(io::Error::other)
+    }
+
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<TaskResponse> {
+        let body = codec::read_frame(io, MAX_FRAME)
+            .await
+            .map_err(io::Error::other)?;
+        prost::Message::decode(&body[..]).map_err(io::Error::other)
+    }
+
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        request: TaskRequest,
+    ) -> io::Result<()> {
+        codec::write_frame(io, &codec::encode_frame(&request)).await
+    }
+
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        response: TaskResponse,
+    ) -> io::Result<()> {
+        codec::write_frame(io, &codec::encode_frame(&response)).await
+    }
+}
+
+type RawBehaviour = request_response::Behaviour<VarintCodec>;
+
+fn raw_swarm() -> Swarm<RawBehaviour> {
+    SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_quic()
+        .with_behaviour(|_| {
+            request_response::Behaviour::new(
+                [(
+                    StreamProtocol::new("/bench/task/1.0.0"),
+                    request_response::ProtocolSupport::Full,
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(60))
+                    .with_max_concurrent_streams(1024),
+            )
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+type Pending = (TaskRequest, oneshot::Sender<TaskResponse>);
+
+#[derive(Clone)]
+struct RawCaller {
+    requests: mpsc::Sender<Pending>,
+}
+
+impl Caller for RawCaller {
+    async fn call(&self, request: TaskRequest) -> TaskResponse {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send((request, reply))
+            .await
+            .expect("client loop");
+        answer.await.expect("raw call")
+    }
+}
+
+async fn raw_pair(listen: &str) -> (RawCaller, Vec<tokio::task::JoinHandle<()>>) {
+    let mut server = raw_swarm();
+    server.listen_on(listen.parse().unwrap()).unwrap();
+    let address = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = server.select_next_some().await {
+            break address;
+        }
+    };
+    let server_id = *server.local_peer_id();
+    let server_task = tokio::spawn(async move {
+        loop {
+            if let SwarmEvent::Behaviour(request_response::Event::Message {
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            }) = server.select_next_some().await
+            {
+                let _ = server
+                    .behaviour_mut()
+                    .send_response(channel, answer(request));
+            }
+        }
+    });
+    let mut client = raw_swarm();
+    client.add_peer_address(server_id, address);
+    let (requests, mut incoming) = mpsc::channel::<Pending>(1024);
+    let client_task = tokio::spawn(async move {
+        let mut waiting = std::collections::HashMap::new();
+        loop {
+            tokio::select! {
+                Some((request, reply)) = incoming.recv() => {
+                    let id = client.behaviour_mut().send_request(&server_id, request);
+                    waiting.insert(id, reply);
+                }
+                event = client.select_next_some() => match event {
+                    SwarmEvent::Behaviour(request_response::Event::Message {
+                        message: request_response::Message::Response { request_id, response },
+                        ..
+                    }) => {
+                        if let Some(reply) = waiting.remove(&request_id) {
+                            let _ = reply.send(response);
+                        }
+                    }
+                    SwarmEvent::Behaviour(request_response::Event::OutboundFailure { error, .. }) => {
+                        panic!("raw request failed: {error}");
+                    }
+                    _ => {}
+                },
+            }
+        }
+    });
+    let _: PeerId = server_id;
+    (RawCaller { requests }, vec![server_task, client_task])
+}
+
+// ---- (3) plain TCP ----
+
+#[derive(Clone)]
+struct TcpCaller {
+    connections: std::sync::Arc<tokio::sync::Mutex<Vec<tokio_util_compat::Compat>>>,
+}
+
+mod tokio_util_compat {
+    //! A plain TCP connection speaking the same frames.
+    pub(crate) type Compat = futures::io::BufReader<Connection>;
+
+    pub(crate) struct Connection(pub(crate) tokio::net::TcpStream);
+
+    impl futures::AsyncRead for Connection {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let mut read = tokio::io::ReadBuf::new(buf);
+            match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut self.0), cx, &mut read) {
+                std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Ok(read.filled().len())),
+                std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            }
+        }
+    }
+
+    impl futures::AsyncWrite for Connection {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            tokio::io::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.0), cx, buf)
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            tokio::io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.0), cx)
+        }
+
+        fn poll_close(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut self.0), cx)
+        }
+    }
+}
+
+impl Caller for TcpCaller {
+    async fn call(&self, request: TaskRequest) -> TaskResponse {
+        let mut connection = self
+            .connections
+            .lock()
+            .await
+            .pop()
+            .expect("a free connection");
+        codec::write_frame(connection.get_mut(), &codec::encode_frame(&request))
+            .await
+            .unwrap();
+        let body = codec::read_frame(&mut connection, MAX_FRAME).await.unwrap();
+        self.connections.lock().await.push(connection);
+        prost::Message::decode(&body[..]).unwrap()
+    }
+}
+
+async fn tcp_pair(connections: usize) -> (TcpCaller, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            socket.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let mut connection =
+                    futures::io::BufReader::new(tokio_util_compat::Connection(socket));
+                while let Ok(body) = codec::read_frame(&mut connection, MAX_FRAME).await {
+                    let request: TaskRequest = prost::Message::decode(&body[..]).unwrap();
+                    let frame = codec::encode_frame(&answer(request));
+                    if codec::write_frame(connection.get_mut(), &frame)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut pool = Vec::new();
+    for _ in 0..connections {
+        let socket = tokio::net::TcpStream::connect(address).await.unwrap();
+        socket.set_nodelay(true).unwrap();
+        pool.push(futures::io::BufReader::new(tokio_util_compat::Connection(
+            socket,
+        )));
+    }
+    let caller = TcpCaller {
+        connections: std::sync::Arc::new(tokio::sync::Mutex::new(pool)),
+    };
+    (caller, server)
+}
+
+// ---- measurement ----
+
+struct Measured {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    mib_s: f64,
+}
+
+async fn measure<C: Caller>(
+    caller: &C,
+    calls: usize,
+    in_flight: usize,
+    payload: usize,
+) -> Measured {
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = stream::iter(0..calls)
+        .map(|_| async {
+            let t = Instant::now();
+            let response = caller.call(request(payload)).await;
+            assert_eq!(response.result.len(), payload);
+            t.elapsed()
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
+    Measured {
+        rps: calls as f64 / elapsed,
+        p50: pct(0.5),
+        p99: pct(0.99),
+        mib_s: (calls * payload) as f64 / elapsed / (1024.0 * 1024.0),
+    }
+}
+
+const SCENARIOS: [(&str, usize, usize, usize); 3] = [
+    ("64 B sequential", 5_000, 1, 64),
+    ("64 B, 64 in flight", 50_000, 64, 64),
+    ("1 MiB sequential", 200, 1, 1 << 20),
+];
+
+async fn run_all<C: Caller>(caller: &C, scale: usize) -> Vec<Measured> {
+    measure(caller, 200, 1, 64).await; // warm up
+    let mut results = Vec::new();
+    for (_, calls, in_flight, payload) in SCENARIOS {
+        results.push(measure(caller, calls / scale, in_flight, payload).await);
+    }
+    results
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let scale = if args.quick { 10 } else { 1 };
+    if let Some(calls) = args.profile {
+        let (caller, _nodes) = subnet_pair("/ip4/127.0.0.1/tcp/0").await;
+        let m = measure(&caller, calls, 1, 64).await;
+        println!("{:.0} requests/s, p50 {:?}", m.rps, m.p50);
+        return;
+    }
+    let mut table: Vec<(&str, Vec<Measured>)> = Vec::new();
+    for (name, listen) in [
+        ("tcp", "/ip4/127.0.0.1/tcp/0"),
+        ("quic", "/ip4/127.0.0.1/udp/0/quic-v1"),
+    ] {
+        let (caller, nodes) = subnet_pair(listen).await;
+        table.push((
+            if name == "tcp" {
+                "subnet, tcp"
+            } else {
+                "subnet, quic"
+            },
+            run_all(&caller, scale).await,
+        ));
+        for node in nodes {
+            node.shutdown().await;
+        }
+        let (caller, tasks) = raw_pair(listen).await;
+        table.push((
+            if name == "tcp" {
+                "request_response, tcp"
+            } else {
+                "request_response, quic"
+            },
+            run_all(&caller, scale).await,
+        ));
+        for task in tasks {
+            task.abort();
+        }
+    }
+    let (caller, server) = tcp_pair(64).await;
+    table.push(("plain tokio TCP", run_all(&caller, scale).await));
+    server.abort();
+
+    println!(
+        "| scenario | stack | requests/s | p50 µs | p99 µs | MiB/s | throughput vs request_response | p50 vs request_response |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (i, (scenario, ..)) in SCENARIOS.iter().enumerate() {
+        for (stack, results) in &table {
+            let reference = if stack.contains("quic") {
+                "request_response, quic"
+            } else {
+                "request_response, tcp"
+            };
+            let base = &table.iter().find(|(s, _)| *s == reference).unwrap().1[i];
+            let m = &results[i];
+            println!(
+                "| {scenario} | {stack} | {:.0} | {:.0} | {:.0} | {:.1} | {:.2}× | {:.2}× |",
+                m.rps,
+                m.p50.as_secs_f64() * 1e6,
+                m.p99.as_secs_f64() * 1e6,
+                m.mib_s,
+                m.rps / base.rps,
+                m.p50.as_secs_f64() / base.p50.as_secs_f64(),
+            );
+        }
+    }
+}
