@@ -10,7 +10,7 @@ use std::{
     collections::{BTreeMap, HashMap},
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::SystemTime,
 };
@@ -83,6 +83,7 @@ pub struct HeartbeatArguments {
 /// The state of the `HeartbeatActor`.
 pub struct HeartbeatState {
     timer: tokio::task::JoinHandle<()>,
+    publish_queued: Arc<AtomicBool>,
     args: HeartbeatArguments,
     topic: String,
     sequence: u64,
@@ -105,13 +106,19 @@ impl Actor for HeartbeatActor {
     ) -> Result<HeartbeatState, ActorProcessingErr> {
         // A late tick is skipped, not caught up in a burst: a loaded node
         // publishes less often, never more.
+        // At most one Publish waits in the mailbox: a busy actor publishes
+        // late, never in a burst.
         let mut ticks = tokio::time::interval(args.config.interval());
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let timer = myself.clone();
+        let publish_queued = Arc::new(AtomicBool::new(false));
+        let queued = publish_queued.clone();
         let timer = tokio::spawn(async move {
             loop {
                 ticks.tick().await;
-                if timer.cast(HeartbeatMessage::Publish).is_err() {
+                if !queued.swap(true, Ordering::AcqRel)
+                    && timer.cast(HeartbeatMessage::Publish).is_err()
+                {
                     return;
                 }
             }
@@ -126,6 +133,7 @@ impl Actor for HeartbeatActor {
             .as_micros() as u64;
         Ok(HeartbeatState {
             timer,
+            publish_queued,
             args,
             topic,
             sequence,
@@ -141,7 +149,10 @@ impl Actor for HeartbeatActor {
         state: &mut HeartbeatState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            HeartbeatMessage::Publish => state.publish()?,
+            HeartbeatMessage::Publish => {
+                state.publish_queued.store(false, Ordering::Release);
+                state.publish()?;
+            }
             HeartbeatMessage::Received {
                 message_id,
                 propagation_source,

@@ -6,7 +6,7 @@
 //!
 //! For each size N, starts N nodes on loopback, each bootstrapped to the
 //! first (a star: only heartbeats can tell a node about the others), with
-//! Kademlia and peer exchange off, then measures the time until every
+//! peer exchange off and Kademlia off unless `--kademlia`, then measures the time until every
 //! node's address book holds every other node, the process's resident
 //! memory per node, and the heartbeat bytes each node publishes per second.
 
@@ -23,6 +23,9 @@ struct Args {
     /// Heartbeat interval in milliseconds.
     #[arg(long, default_value_t = 1000)]
     interval_ms: u64,
+    /// Also run Kademlia (off by default: heartbeats alone).
+    #[arg(long)]
+    kademlia: bool,
 }
 
 fn resident_kib() -> u64 {
@@ -36,13 +39,13 @@ fn resident_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn run(size: usize, interval: Duration) {
+async fn run(size: usize, interval: Duration, kademlia: bool) {
     let config = |id: u64| heartbeat::Config::new(1, id).with_epoch(interval * 4, 4);
     let builder = |id: u64| {
         Node::builder()
             .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
             .peer_exchange(false)
-            .kademlia(false)
+            .kademlia(kademlia)
             .heartbeat(config(id))
     };
     let before = resident_kib();
@@ -114,6 +117,6 @@ async fn main() {
     println!("| nodes | convergence | memory per node | heartbeat payload per node |");
     println!("|---|---|---|---|");
     for size in args.sizes {
-        run(size, interval).await;
+        run(size, interval, args.kademlia).await;
     }
 }
