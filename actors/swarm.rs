@@ -21,7 +21,7 @@ use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify,
     identity::Keypair,
     kad::{self, store::MemoryStore},
-    noise, ping,
+    ping,
     swarm::{
         DialError, NetworkBehaviour, SwarmEvent,
         behaviour::toggle::Toggle,
@@ -38,6 +38,7 @@ use crate::{
     StartError,
     address_book::{AddressBook, Source},
     registry::Gate,
+    security::NamedNoise,
     streams,
 };
 
@@ -81,6 +82,10 @@ pub(crate) struct SwarmOptions {
     pub(crate) gossip_heartbeat: Duration,
     /// Topics to subscribe to.
     pub(crate) topics: Vec<String>,
+    /// Names Noise is offered under.
+    pub(crate) noise_names: Vec<&'static str>,
+    /// GossipSub's protocol id, if not libp2p's default (`/meshsub/1.x`).
+    pub(crate) gossipsub_protocol: Option<String>,
 }
 
 /// Builds a swarm: TCP + Noise + yamux and QUIC, with identify, ping,
@@ -91,7 +96,11 @@ pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartErro
     // Keep messages cached for at least 5 s whatever the mesh heartbeat, so
     // that a validation verdict never arrives after its message was evicted.
     let history = (5_000 / options.gossip_heartbeat.as_millis().max(1)).max(5) as usize;
-    let gossip_config = gossipsub::ConfigBuilder::default()
+    let mut gossip_config = gossipsub::ConfigBuilder::default();
+    if let Some(protocol) = &options.gossipsub_protocol {
+        gossip_config.protocol_id(protocol.clone(), gossipsub::Version::V1_1);
+    }
+    let gossip_config = gossip_config
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
         .heartbeat_interval(options.gossip_heartbeat)
@@ -103,7 +112,7 @@ pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartErro
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
-            noise::Config::new,
+            |key: &Keypair| NamedNoise::new(key, options.noise_names.clone()),
             yamux::Config::default,
         )
         .map_err(|e| transport(&e))?

