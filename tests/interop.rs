@@ -173,3 +173,40 @@ async fn rust_and_python_call_each_other_under_pos_transport() {
     rust_calls_python("pos").await;
     python_calls_rust("pos").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_rust_see_each_others_gossip_on_meshsub_2() {
+    let node = Node::builder()
+        .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .gossipsub_protocol("/meshsub/2.0.0")
+        .heartbeat(subnet::heartbeat::Config::new(1, 1).with_epoch(Duration::from_secs(1), 4))
+        .build()
+        .await
+        .unwrap();
+    let address = node.addresses()[0].to_string();
+    let python = python().clone();
+    let args = [
+        PEER.to_owned(),
+        "gossip".into(),
+        address,
+        subnet::heartbeat::topic(1),
+    ];
+    let output = tokio::task::spawn_blocking(move || Command::new(python).args(args).output())
+        .await
+        .unwrap()
+        .expect("the Python peer runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("from rust"),
+        "Python never got the Rust node's heartbeat: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Python's messages are not heartbeats: the node received and rejected them.
+    common::eventually(Duration::from_secs(10), || async {
+        let stats = node.heartbeat_stats().await.unwrap();
+        stats.rejected.values().sum::<u64>() >= 1
+    })
+    .await;
+    println!("rust stats: {:?}", node.heartbeat_stats().await);
+    node.shutdown().await;
+}

@@ -161,10 +161,48 @@ async def call(security: str, target: str, n: int, in_flight: int) -> None:
         print(f"ok {ok} {n / elapsed:.0f}", flush=True)
 
 
+async def gossip(target: str, topic: str) -> None:
+    from libp2p.pubsub.gossipsub import GossipSub
+    from libp2p.pubsub.pubsub import Pubsub
+    from libp2p.tools.anyio_service import background_trio_service
+
+    host = host_for("noise")
+    info = info_from_p2p_addr(multiaddr.Multiaddr(target))
+    router = GossipSub(
+        protocols=[TProtocol("/meshsub/2.0.0")],
+        degree=3,
+        degree_low=1,
+        degree_high=6,
+        heartbeat_initial_delay=0.1,
+        heartbeat_interval=1,
+    )
+    pubsub = Pubsub(host, router)
+    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        async with background_trio_service(pubsub), background_trio_service(router):
+            await pubsub.wait_until_ready()
+            subscription = await pubsub.subscribe(topic)
+            await host.connect(info)
+            got = None
+            with trio.fail_after(30):
+                while got is None:
+                    await pubsub.publish(topic, b"hello from python")
+                    with trio.move_on_after(0.5):
+                        message = await subscription.get()
+                        if message.from_id == info.peer_id.to_bytes():
+                            got = message
+            print(f"got {len(got.data)} bytes from rust", flush=True)
+            # Publish a little more so the Rust side surely sees ours.
+            for _ in range(4):
+                await pubsub.publish(topic, b"hello from python")
+                await trio.sleep(0.25)
+
+
 def main() -> None:
     mode = sys.argv[1]
     if mode == "serve":
         trio.run(serve, sys.argv[2])
+    elif mode == "gossip":
+        trio.run(gossip, sys.argv[2], sys.argv[3])
     elif mode == "call":
         trio.run(call, sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     else:
