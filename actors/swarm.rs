@@ -18,7 +18,7 @@ use std::{
 
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify,
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, connection_limits, gossipsub, identify,
     identity::Keypair,
     kad::{self, store::MemoryStore},
     ping,
@@ -61,6 +61,9 @@ const MAX_GOSSIP_SIZE: usize = 64 * 1024;
 #[derive(NetworkBehaviour)]
 #[allow(missing_docs)]
 pub(crate) struct Behaviour {
+    /// First, so that a connection over a limit is denied before any other
+    /// behaviour sets up state for it.
+    pub(crate) limits: connection_limits::Behaviour,
     pub(crate) streams: streams::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
@@ -86,7 +89,14 @@ pub(crate) struct SwarmOptions {
     pub(crate) noise_names: Vec<&'static str>,
     /// GossipSub's protocol id, if not libp2p's default (`/meshsub/1.x`).
     pub(crate) gossipsub_protocol: Option<String>,
+    /// Established inbound connections accepted at most.
+    pub(crate) max_inbound_connections: u32,
 }
+
+/// Connections being set up from remote peers at once.
+const MAX_PENDING_INBOUND: u32 = 64;
+/// Established connections to one peer at most.
+const MAX_CONNECTIONS_PER_PEER: u32 = 4;
 
 /// Builds a swarm: TCP + Noise + yamux and QUIC, with identify, ping,
 /// GossipSub (signed, strict, application-validated) and, if asked,
@@ -130,7 +140,12 @@ pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartErro
                 kad.set_mode(Some(kad::Mode::Server));
                 kad
             });
+            let limits = connection_limits::ConnectionLimits::default()
+                .with_max_pending_incoming(Some(MAX_PENDING_INBOUND))
+                .with_max_established_incoming(Some(options.max_inbound_connections))
+                .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER));
             Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
                 streams: streams::Behaviour::new(
                     options.shared.clone(),
                     options.address_book.clone(),

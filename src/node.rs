@@ -49,6 +49,7 @@ pub struct NodeBuilder {
     metrics_label: String,
     noise_names: Vec<&'static str>,
     gossipsub_protocol: Option<String>,
+    max_inbound_connections: u32,
 }
 
 impl Default for NodeBuilder {
@@ -70,6 +71,7 @@ impl Default for NodeBuilder {
             metrics_label: "0".into(),
             noise_names: vec![crate::security::NOISE],
             gossipsub_protocol: None,
+            max_inbound_connections: Self::DEFAULT_MAX_INBOUND_CONNECTIONS,
         }
     }
 }
@@ -97,6 +99,10 @@ impl NodeBuilder {
     /// Connections a node keeps at least, dialing peers from its address
     /// book: 8.
     pub const DEFAULT_MIN_PEERS: usize = 8;
+    /// Established inbound connections a node accepts at most: 512. Beyond,
+    /// connections are denied (and at most 64 may be setting up at once,
+    /// and 4 established per peer).
+    pub const DEFAULT_MAX_INBOUND_CONNECTIONS: u32 = 512;
     /// Connected peers asked at once by peer exchange.
     pub const PEER_EXCHANGE_FANOUT: usize = 3;
 
@@ -189,6 +195,12 @@ impl NodeBuilder {
         self
     }
 
+    /// Sets how many established inbound connections the node accepts.
+    pub fn max_inbound_connections(mut self, connections: u32) -> Self {
+        self.max_inbound_connections = connections;
+        self
+    }
+
     /// Sets how many connections the node keeps at least, dialing known
     /// peers when it has fewer (0: never dials on its own).
     pub fn min_peers(mut self, peers: usize) -> Self {
@@ -257,6 +269,7 @@ impl NodeBuilder {
             gossip_heartbeat,
             noise_names: self.noise_names.clone(),
             gossipsub_protocol: self.gossipsub_protocol.clone(),
+            max_inbound_connections: self.max_inbound_connections,
             topics: self
                 .heartbeat
                 .iter()

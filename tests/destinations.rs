@@ -104,3 +104,38 @@ async fn registering_a_protocol_twice_is_refused() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_denied() {
+    let server = subnet::Node::builder()
+        .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .max_inbound_connections(2)
+        .build()
+        .await
+        .unwrap();
+    server.register(TaskProtocol).await.unwrap();
+    let address = server.addresses()[0].clone();
+    let mut callers = Vec::new();
+    for _ in 0..2 {
+        let caller = common::node().await;
+        client(&caller)
+            .call(address.clone(), task("in"))
+            .await
+            .unwrap();
+        callers.push(caller);
+    }
+    let third = common::node().await;
+    let error = client(&third)
+        .call(address.clone(), task("out"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, CallError::DialFailed { .. } | CallError::Open { .. }),
+        "{error}"
+    );
+    // The first two still get through.
+    client(&callers[0])
+        .call(address, task("again"))
+        .await
+        .unwrap();
+}
