@@ -1,7 +1,7 @@
 //! `ProtocolActor<P>`: serves one registered protocol.
 //!
 //! Connection handlers cast it each inbound stream that won a permit of the
-//! protocol's capacity (see [`crate::streams`]); it spawns one linked
+//! protocol's capacity (see `src/streams.rs`); it spawns one linked
 //! [`RequestActor`] per stream and survives their failures, counting them.
 
 use std::{marker::PhantomData, sync::Arc};

@@ -4,7 +4,7 @@
 //! forwards its typed messages to that loop through a bounded channel. The
 //! loop never waits on another actor: it only casts (to the address book
 //! and heartbeat actors) and answers reply ports. Stream bytes do not pass
-//! through here: see [`crate::streams`] for how streams reach protocols and
+//! through here: see `src/streams.rs` for how streams reach protocols and
 //! callers directly.
 
 use std::{
