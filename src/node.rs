@@ -512,6 +512,19 @@ impl Node {
         if addresses.is_empty() {
             return Err(CallError::NoAddress { peer });
         }
+        self.dial(peer, addresses, Instant::now() + timeout, timeout)
+            .await
+    }
+
+    /// Connects to `peer` at `addresses` (or those the book knows) by
+    /// `deadline`; `timeout` only names the budget in the error.
+    async fn dial(
+        &self,
+        peer: PeerId,
+        addresses: Vec<Multiaddr>,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(), CallError> {
         let dial = async {
             ractor::call!(self.inner.actors.swarm, |reply: RpcReplyPort<_>| {
                 SwarmMessage::Dial {
@@ -521,7 +534,7 @@ impl Node {
                 }
             })
         };
-        tokio::time::timeout(timeout, dial)
+        timeout_at(deadline, dial)
             .await
             .map_err(|_| CallError::Timeout {
                 peer,
@@ -669,20 +682,7 @@ impl Node {
                     found
                 }
             };
-            let dial = async {
-                ractor::call!(self.inner.actors.swarm, |reply: RpcReplyPort<_>| {
-                    SwarmMessage::Dial {
-                        peer,
-                        addresses,
-                        reply,
-                    }
-                })
-            };
-            timeout_at(deadline, dial)
-                .await
-                .map_err(|_| timed_out(Phase::Dial))?
-                .map_err(|_| CallError::NodeStopped)?
-                .map_err(|source| CallError::DialFailed { peer, source })?;
+            self.dial(peer, addresses, deadline, timeout).await?;
             dialed = true;
         }
     }

@@ -87,6 +87,15 @@ fn python_server(security: &str) -> (Python, String) {
     (Python(child), address)
 }
 
+/// Runs the Python peer to completion, off the async threads.
+async fn run_python<const N: usize>(args: [String; N]) -> std::process::Output {
+    let python = python().clone();
+    tokio::task::spawn_blocking(move || Command::new(python).args(args).output())
+        .await
+        .unwrap()
+        .expect("the Python peer runs")
+}
+
 async fn rust_node() -> Node {
     Node::builder()
         .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
@@ -134,7 +143,6 @@ async fn python_calls_rust(security: &str) {
     let node = rust_node().await;
     node.register(TaskProtocol).await.unwrap();
     let address = node.addresses()[0].to_string();
-    let python = python().clone();
     let args = [
         PEER.to_owned(),
         "call".into(),
@@ -143,10 +151,7 @@ async fn python_calls_rust(security: &str) {
         CALLS.to_string(),
         IN_FLIGHT.to_string(),
     ];
-    let output = tokio::task::spawn_blocking(move || Command::new(python).args(args).output())
-        .await
-        .unwrap()
-        .expect("the Python peer runs");
+    let output = run_python(args).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -184,17 +189,13 @@ async fn python_and_rust_see_each_others_gossip_on_meshsub_2() {
         .await
         .unwrap();
     let address = node.addresses()[0].to_string();
-    let python = python().clone();
     let args = [
         PEER.to_owned(),
         "gossip".into(),
         address,
         subnet::heartbeat::topic(1),
     ];
-    let output = tokio::task::spawn_blocking(move || Command::new(python).args(args).output())
-        .await
-        .unwrap()
-        .expect("the Python peer runs");
+    let output = run_python(args).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success() && stdout.contains("from rust"),
