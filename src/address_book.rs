@@ -386,6 +386,15 @@ fn sort(entries: &mut [Entry]) {
     entries.sort_by_key(|e| (e.failures, std::cmp::Reverse(e.confirmed)));
 }
 
+/// Whether `address` is on a loopback interface (127.0.0.0/8 or ::1).
+pub(crate) fn is_loopback(address: &Multiaddr) -> bool {
+    address.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}
+
 /// Strips a trailing `/p2p/<peer id>`: the book stores it as the key.
 pub(crate) fn without_peer_id(mut address: Multiaddr) -> Multiaddr {
     if matches!(address.iter().last(), Some(Protocol::P2p(_))) {

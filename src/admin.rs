@@ -4,9 +4,10 @@
 //! [`Protocol`] trait. It answers only callers connected from a loopback
 //! address (the operator's own machine), and refuses everyone else.
 
-use libp2p::multiaddr::Protocol as AddrProtocol;
-
-use crate::{HandlerError, Protocol, RequestContext, address_book::AddressBook};
+use crate::{
+    HandlerError, Protocol, RequestContext,
+    address_book::{AddressBook, is_loopback},
+};
 
 include!(concat!(env!("OUT_DIR"), "/subnet.admin.rs"));
 
@@ -24,16 +25,6 @@ impl Admin {
     }
 }
 
-fn is_loopback(ctx: &RequestContext) -> bool {
-    ctx.remote_addr.as_ref().is_some_and(|a| {
-        a.iter().any(|p| match p {
-            AddrProtocol::Ip4(ip) => ip.is_loopback(),
-            AddrProtocol::Ip6(ip) => ip.is_loopback(),
-            _ => false,
-        })
-    })
-}
-
 impl Protocol for Admin {
     const ID: &'static str = "/subnet/admin/peers/1.0.0";
     type Request = PeersRequest;
@@ -44,7 +35,7 @@ impl Protocol for Admin {
         ctx: RequestContext,
         _request: PeersRequest,
     ) -> Result<PeersResponse, HandlerError> {
-        if !is_loopback(&ctx) {
+        if !ctx.remote_addr.as_ref().is_some_and(is_loopback) {
             return Err(HandlerError::new(format!(
                 "admin request from {} refused: not a loopback address",
                 ctx.peer

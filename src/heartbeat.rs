@@ -219,7 +219,7 @@ pub fn build(
     now: SystemTime,
 ) -> Heartbeat {
     let mut ordered: Vec<&Multiaddr> = addresses.iter().collect();
-    ordered.sort_by_key(|a| is_loopback(a));
+    ordered.sort_by_key(|a| crate::address_book::is_loopback(a));
     Heartbeat {
         peer_id: peer.to_bytes(),
         subnet_id: config.subnet_id,
@@ -236,15 +236,6 @@ pub fn build(
             .as_millis() as u64,
         sequence,
     }
-}
-
-fn is_loopback(address: &Multiaddr) -> bool {
-    use libp2p::multiaddr::Protocol;
-    address.iter().any(|p| match p {
-        Protocol::Ip4(ip) => ip.is_loopback(),
-        Protocol::Ip6(ip) => ip.is_loopback(),
-        _ => false,
-    })
 }
 
 #[cfg(test)]

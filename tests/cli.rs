@@ -3,9 +3,13 @@
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     time::Duration,
 };
+
+mod common;
+
+use common::{KillOnDrop, free_port, spawn_listening};
 
 const BIN: &str = env!("CARGO_BIN_EXE_subnet");
 
@@ -29,34 +33,27 @@ fn stdout(output: &Output) -> String {
 
 /// A `subnet node` process, killed if the test fails.
 struct NodeProcess {
-    child: Child,
+    child: KillOnDrop,
     address: String,
 }
 
 impl NodeProcess {
     fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .arg("node")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the binary runs");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
-        Self { child, address }
+        let (child, address) = spawn_listening(
+            Command::new(BIN)
+                .arg("node")
+                .args(args)
+                .stderr(Stdio::null()),
+        );
+        Self {
+            child: KillOnDrop(child),
+            address,
+        }
     }
 
     /// Sends SIGTERM and returns the exit status and the rest of stdout.
     fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let pid = self.child.id().to_string();
+        let pid = self.child.0.id().to_string();
         assert!(
             Command::new("kill")
                 .args(["-TERM", &pid])
@@ -65,18 +62,11 @@ impl NodeProcess {
                 .success()
         );
         let mut rest = String::new();
-        for line in BufReader::new(self.child.stdout.take().unwrap()).lines() {
+        for line in BufReader::new(self.child.0.stdout.take().unwrap()).lines() {
             rest.push_str(&line.unwrap());
             rest.push('\n');
         }
-        (self.child.wait().unwrap(), rest)
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        (self.child.0.wait().unwrap(), rest)
     }
 }
 
@@ -229,7 +219,7 @@ fn user_errors_get_one_line_and_a_failure_code() {
     fails_with_one_line(&["call", "/ip4/127.0.0.1/tcp/1", "hi"], "/p2p/");
 
     // A port in use.
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap(); // held: the port is in use
     let port = taken.local_addr().unwrap().port();
     fails_with_one_line(
         &["node", "--listen", &format!("/ip4/127.0.0.1/tcp/{port}")],
@@ -237,11 +227,7 @@ fn user_errors_get_one_line_and_a_failure_code() {
     );
 
     // An unreachable bootstrap peer.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let unreachable = format!(
         "/ip4/127.0.0.1/tcp/{closed}/p2p/12D3KooWGjRqcG9qKTRVbBsFPBVGwDmQ9yyhjRkTuxBqiLbk8oKY"
     );

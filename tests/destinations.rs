@@ -53,11 +53,7 @@ async fn an_unknown_peer_id_has_no_address() {
 #[tokio::test]
 async fn an_unreachable_address_fails_to_dial_quickly() {
     // A loopback port that nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let node = common::node().await;
     let address = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", PeerId::random());
     let started = std::time::Instant::now();

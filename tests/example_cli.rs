@@ -1,11 +1,11 @@
 //! The `task_protocol` example driven as a user would: serve in one process,
 //! call from another, and bad input answered with one line and a failure code.
 
-use std::{
-    io::{BufRead, BufReader},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-};
+mod common;
+
+use std::{path::PathBuf, process::Command};
+
+use common::{KillOnDrop, free_port, spawn_listening};
 
 /// The example's binary: cargo builds examples before it runs the tests.
 fn example() -> PathBuf {
@@ -16,36 +16,18 @@ fn example() -> PathBuf {
         .join("examples/task_protocol")
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn serve_then_call_prints_the_payload_upper_cased() {
-    let mut server = Server(
-        Command::new(example())
-            .args(["serve", "--listen", "/ip4/127.0.0.1/tcp/0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the example runs"),
-    );
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"));
+    let (server, address) = spawn_listening(Command::new(example()).args([
+        "serve",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+    ]));
+    let _server = KillOnDrop(server);
     assert!(address.contains("/p2p/"), "{address}");
 
     let call = Command::new(example())
-        .args(["call", address, "hello"])
+        .args(["call", &address, "hello"])
         .output()
         .unwrap();
     assert!(
@@ -77,11 +59,7 @@ fn bad_destinations_get_one_clear_line() {
     assert!(malformed.contains("not a multiaddr"), "{malformed}");
     let no_peer = fails_with_one_line(&["call", "/ip4/127.0.0.1/tcp/4001", "hi"]);
     assert!(no_peer.contains("/p2p/"), "{no_peer}");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let unreachable = format!(
         "/ip4/127.0.0.1/tcp/{port}/p2p/12D3KooWGjRqcG9qKTRVbBsFPBVGwDmQ9yyhjRkTuxBqiLbk8oKY"
     );

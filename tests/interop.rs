@@ -9,10 +9,10 @@
 
 mod common;
 
+use common::{KillOnDrop, spawn_listening};
 use std::{
-    io::{BufRead, BufReader},
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::OnceLock,
     time::{Duration, Instant},
 };
@@ -58,33 +58,14 @@ fn python() -> &'static PathBuf {
     })
 }
 
-struct Python(Child);
-
-impl Drop for Python {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts the Python task-protocol server; returns it and its address.
-fn python_server(security: &str) -> (Python, String) {
-    let mut child = Command::new(python())
-        .args([PEER, "serve", security])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the Python peer runs");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line from Python: {line:?}"))
-        .to_owned();
-    (Python(child), address)
+fn python_server(security: &str) -> (KillOnDrop, String) {
+    let (child, address) = spawn_listening(
+        Command::new(python())
+            .args([PEER, "serve", security])
+            .stderr(Stdio::null()),
+    );
+    (KillOnDrop(child), address)
 }
 
 /// Runs the Python peer to completion, off the async threads.

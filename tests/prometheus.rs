@@ -9,21 +9,13 @@ mod common;
 
 use std::{
     io::Write,
-    net::{SocketAddr, TcpListener},
-    process::{Child, Command, Stdio},
+    net::SocketAddr,
+    process::{Command, Stdio},
     time::Duration,
 };
 
-use common::{Probe, task};
+use common::{KillOnDrop, Probe, free_port, task};
 use subnet::{Config, Node, PeerId, heartbeat, task::TaskProtocol};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `GET path` on a loopback HTTP server; returns the body.
 async fn http_get(port: u16, path: &str) -> Option<String> {
@@ -75,15 +67,6 @@ fn url_encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Every panel expression of the dashboards, with `$node` matching all.
@@ -146,7 +129,7 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     )
     .unwrap();
     let prometheus_port = free_port();
-    let _prometheus = Prometheus(
+    let _prometheus = KillOnDrop(
         Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
