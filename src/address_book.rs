@@ -367,16 +367,27 @@ impl AddressBook {
         gone
     }
 
+    /// Makes room for one more peer. A full book evicts the least recently
+    /// confirmed 1/64 of its peers in one pass, so that a flood of new peers
+    /// costs one scan per batch, not one per peer.
     fn evict_for_room(&self, config: &Config, events: &mut Vec<Event>) {
-        while self.peers.len() >= config.max_peers {
-            let oldest = self
-                .peers
-                .iter()
-                .min_by_key(|r| r.last_confirmed())
-                .map(|r| *r.key());
-            let Some(peer) = oldest else { return };
-            self.peers.remove(&peer);
-            events.push(Event::PeerExpired { peer });
+        let len = self.peers.len();
+        if len < config.max_peers {
+            return;
+        }
+        let evict = len - config.max_peers + (config.max_peers / 64).max(1);
+        let mut ages: Vec<(Option<Instant>, PeerId)> = self
+            .peers
+            .iter()
+            .map(|r| (r.last_confirmed(), *r.key()))
+            .collect();
+        let evict = evict.min(ages.len());
+        if evict < ages.len() {
+            ages.select_nth_unstable(evict);
+        }
+        for (_, peer) in &ages[..evict] {
+            self.peers.remove(peer);
+            events.push(Event::PeerExpired { peer: *peer });
         }
     }
 }

@@ -174,7 +174,8 @@ async fn the_book_stays_within_its_bound_under_a_flood_of_peers() {
     }
     let last = *flood.last().unwrap();
     eventually(WAIT, || async { node.address_book().contains(&last) }).await;
-    assert_eq!(node.address_book().len(), 50);
+    let len = node.address_book().len();
+    assert!((1..=50).contains(&len), "{len} peers kept, the bound is 50");
 }
 
 /// Nodes in a star (each bootstrapped to the first) until every book holds
