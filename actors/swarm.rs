@@ -18,7 +18,9 @@ use std::{
 
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, connection_limits, gossipsub, identify,
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, connection_limits,
+    core::upgrade,
+    gossipsub, identify,
     identity::Keypair,
     kad::{self, store::MemoryStore},
     ping,
@@ -91,6 +93,8 @@ pub(crate) struct SwarmOptions {
     pub(crate) gossipsub_protocol: Option<String>,
     /// Established inbound connections accepted at most.
     pub(crate) max_inbound_connections: u32,
+    /// Multistream-select V1-lazy for outbound streams.
+    pub(crate) lazy_negotiation: bool,
 }
 
 /// Connections being set up from remote peers at once.
@@ -164,7 +168,17 @@ pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartErro
             })
         })
         .map_err(|e| transport(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(options.idle_connection_timeout))
+        .with_swarm_config(|c| {
+            let c = c.with_idle_connection_timeout(options.idle_connection_timeout);
+            if options.lazy_negotiation {
+                // Outbound streams send their first bytes with the protocol
+                // proposal; a refusal surfaces at the first read (see
+                // `codec::is_unsupported`).
+                c.with_substream_upgrade_protocol_override(upgrade::Version::V1Lazy)
+            } else {
+                c
+            }
+        })
         .build();
     for topic in &options.topics {
         swarm

@@ -41,6 +41,9 @@ struct Args {
     /// Only run `subnet` over TCP, 64 B sequential, this many calls (for profiling).
     #[arg(long)]
     profile: Option<usize>,
+    /// With `--profile`: lazy protocol negotiation on.
+    #[arg(long)]
+    lazy: bool,
 }
 
 const MAX_FRAME: usize = 4 << 20;
@@ -82,14 +85,19 @@ impl Caller for SubnetCaller {
     }
 }
 
-async fn subnet_pair(listen: &str) -> (SubnetCaller, Vec<Node>) {
+async fn subnet_pair(listen: &str, lazy: bool) -> (SubnetCaller, Vec<Node>) {
     let server = Node::builder()
         .listen(listen.parse().unwrap())
+        .lazy_negotiation(lazy)
         .build()
         .await
         .unwrap();
     server.register(TaskProtocol).await.unwrap();
-    let caller = Node::builder().build().await.unwrap();
+    let caller = Node::builder()
+        .lazy_negotiation(lazy)
+        .build()
+        .await
+        .unwrap();
     let client = caller
         .client::<TaskProtocol>()
         .with_config(Config::default().with_max_frame(MAX_FRAME));
@@ -417,7 +425,7 @@ async fn main() {
     let args = Args::parse();
     let scale = if args.quick { 10 } else { 1 };
     if let Some(calls) = args.profile {
-        let (caller, _nodes) = subnet_pair("/ip4/127.0.0.1/tcp/0").await;
+        let (caller, _nodes) = subnet_pair("/ip4/127.0.0.1/tcp/0", args.lazy).await;
         let m = measure(&caller, calls, 1, 64).await;
         println!("{:.0} requests/s, p50 {:?}", m.rps, m.p50);
         return;
@@ -427,7 +435,7 @@ async fn main() {
         ("tcp", "/ip4/127.0.0.1/tcp/0"),
         ("quic", "/ip4/127.0.0.1/udp/0/quic-v1"),
     ] {
-        let (caller, nodes) = subnet_pair(listen).await;
+        let (caller, nodes) = subnet_pair(listen, false).await;
         table.push((
             if name == "tcp" {
                 "subnet, tcp"

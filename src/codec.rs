@@ -8,6 +8,7 @@
 use std::io;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::core::upgrade::NegotiationError;
 
 /// The longest length prefix accepted: a `u64` needs at most 10 varint bytes.
 pub const MAX_VARINT_LEN: usize = 10;
@@ -111,6 +112,22 @@ pub(crate) fn is_reset(error: &io::Error) -> bool {
         error.kind(),
         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::WriteZero
     )
+}
+
+/// Whether an I/O error means the remote does not speak the stream's
+/// protocol: with lazy (V1-lazy) negotiation that is learnt at the first read.
+pub(crate) fn is_unsupported(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<NegotiationError>())
+        .is_some_and(|e| matches!(e, NegotiationError::Failed))
+}
+
+/// Whether an I/O error means the stream ended before the remote confirmed
+/// its protocol (lazy negotiation): the stream never opened. A frame read
+/// reports an end of the stream itself as `Closed` or `Truncated`.
+pub(crate) fn is_unconfirmed(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::UnexpectedEof
 }
 
 /// Encodes `message` as one frame: varint length, then the protobuf bytes.

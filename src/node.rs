@@ -2,7 +2,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use futures::{AsyncWriteExt, StreamExt, stream::FuturesUnordered};
+use bytes::Bytes;
+
+use futures::{StreamExt, stream::FuturesUnordered};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, identity::Keypair, swarm::SwarmEvent};
 use ractor::{Actor, ActorCell, ActorRef, RpcReplyPort};
 use tokio::{
@@ -28,7 +30,7 @@ use crate::{
     peer_exchange::{PeerExchange, PeerExchangeRequest},
     protocol::Config,
     registry::{Gate, Registry},
-    streams::{OpenError, OutboundStream, Shared},
+    streams::{ExchangeError, OpenError, OutboundStream, Progress, Shared},
 };
 
 /// Builds a [`Node`].
@@ -50,6 +52,7 @@ pub struct NodeBuilder {
     noise_names: Vec<&'static str>,
     gossipsub_protocol: Option<String>,
     max_inbound_connections: u32,
+    lazy_negotiation: bool,
 }
 
 impl Default for NodeBuilder {
@@ -72,6 +75,7 @@ impl Default for NodeBuilder {
             noise_names: vec![crate::security::NOISE],
             gossipsub_protocol: None,
             max_inbound_connections: Self::DEFAULT_MAX_INBOUND_CONNECTIONS,
+            lazy_negotiation: false,
         }
     }
 }
@@ -201,6 +205,21 @@ impl NodeBuilder {
         self
     }
 
+    /// Sends a stream's first bytes together with its protocol proposal
+    /// instead of waiting a round trip for the remote to confirm the
+    /// protocol (multistream-select "V1-lazy"; default: off). A call then
+    /// costs one round trip instead of two; a remote that does not speak the
+    /// protocol is still reported as [`CallError::Unsupported`].
+    ///
+    /// It applies to every protocol the node dials (identify, ping, GossipSub,
+    /// Kademlia too). rust-libp2p peers handle it; py-libp2p 0.8 does not:
+    /// data after a protocol it refuses breaks its stream handling, so leave
+    /// it off in subnets with Python nodes.
+    pub fn lazy_negotiation(mut self, lazy: bool) -> Self {
+        self.lazy_negotiation = lazy;
+        self
+    }
+
     /// Sets how many connections the node keeps at least, dialing known
     /// peers when it has fewer (0: never dials on its own).
     pub fn min_peers(mut self, peers: usize) -> Self {
@@ -270,6 +289,7 @@ impl NodeBuilder {
             noise_names: self.noise_names.clone(),
             gossipsub_protocol: self.gossipsub_protocol.clone(),
             max_inbound_connections: self.max_inbound_connections,
+            lazy_negotiation: self.lazy_negotiation,
             topics: self
                 .heartbeat
                 .iter()
@@ -640,6 +660,29 @@ impl Node {
         timeout: Duration,
     ) -> Result<OutboundStream, CallError> {
         let peer = destination.peer();
+        let attempt = || self.inner.shared.open(peer, protocol.clone());
+        self.on_connection(destination, &protocol, deadline, timeout, attempt, || {
+            Phase::Open
+        })
+        .await
+    }
+
+    /// Runs `attempt` (opening a stream on a connection to the destination),
+    /// dialing first if there is no connection or it closed before the
+    /// stream opened. `phase` says what a timeout interrupted.
+    async fn on_connection<T, F>(
+        &self,
+        destination: &Destination,
+        protocol: &StreamProtocol,
+        deadline: Instant,
+        timeout: Duration,
+        mut attempt: impl FnMut() -> F,
+        phase: impl Fn() -> Phase,
+    ) -> Result<T, CallError>
+    where
+        F: Future<Output = Option<Result<T, OpenError>>>,
+    {
+        let peer = destination.peer();
         let timed_out = |phase| CallError::Timeout {
             peer,
             phase,
@@ -647,13 +690,16 @@ impl Node {
         };
         let mut dialed = false;
         loop {
-            let opened = timeout_at(deadline, self.inner.shared.open(peer, protocol.clone()))
+            let opened = timeout_at(deadline, attempt())
                 .await
-                .map_err(|_| timed_out(Phase::Open))?;
+                .map_err(|_| timed_out(phase()))?;
             match opened {
                 Some(Ok(stream)) => return Ok(stream),
                 Some(Err(OpenError::Unsupported)) => {
-                    return Err(CallError::Unsupported { peer, protocol });
+                    return Err(CallError::Unsupported {
+                        peer,
+                        protocol: protocol.clone(),
+                    });
                 }
                 Some(Err(OpenError::Timeout)) => return Err(timed_out(Phase::Open)),
                 Some(Err(OpenError::Io(source))) => return Err(CallError::Open { peer, source }),
@@ -781,35 +827,50 @@ impl<P: Protocol> Client<P> {
         if len > max {
             return Err(CallError::RequestTooLarge { len, max });
         }
-        let frame = codec::encode_frame(&request);
+        let frame = Bytes::from(codec::encode_frame(&request));
         drop(request);
         let peer = destination.peer();
+        let unsupported = || CallError::Unsupported {
+            peer,
+            protocol: self.protocol.clone(),
+        };
         let timeout = self.config.call_timeout();
         let deadline = Instant::now() + timeout;
-        let timed_out = |phase| CallError::Timeout {
-            peer,
-            phase,
-            timeout,
-        };
-        let mut stream = self
+        let progress = Arc::new(Progress::default());
+        let shared = &self.node.inner.shared;
+        let attempt = || shared.exchange(peer, self.protocol.clone(), &frame, max, &progress);
+        let body = self
             .node
-            .open(destination, self.protocol.clone(), deadline, timeout)
-            .await?;
-        let stream: &mut libp2p::Stream = &mut stream;
-        timeout_at(deadline, codec::write_frame(stream, &frame))
-            .await
-            .map_err(|_| timed_out(Phase::Write))?
-            .map_err(|source| match codec::is_reset(&source) {
-                true => CallError::Refused { peer },
-                false => CallError::Write { peer, source },
-            })?;
-        let body = timeout_at(deadline, codec::read_frame(stream, max))
-            .await
-            .map_err(|_| timed_out(Phase::Read))?
-            .map_err(|source| match source {
-                FrameError::Closed => CallError::Refused { peer },
-                FrameError::Io(e) if codec::is_reset(&e) => CallError::Refused { peer },
-                source => CallError::MalformedResponse { peer, source },
+            .on_connection(
+                destination,
+                &self.protocol,
+                deadline,
+                timeout,
+                attempt,
+                || progress.get(),
+            )
+            .await?
+            .map_err(|error| match error {
+                ExchangeError::Write(source) if codec::is_unsupported(&source) => unsupported(),
+                ExchangeError::Write(source) if codec::is_reset(&source) => {
+                    CallError::Refused { peer }
+                }
+                ExchangeError::Write(source) => CallError::Write { peer, source },
+                ExchangeError::Read(FrameError::Io(e)) if codec::is_unsupported(&e) => {
+                    unsupported()
+                }
+                // The stream ended before the remote confirmed the protocol:
+                // it never opened (e.g. the remote denied the connection).
+                ExchangeError::Read(FrameError::Io(source)) if codec::is_unconfirmed(&source) => {
+                    CallError::Open { peer, source }
+                }
+                ExchangeError::Read(FrameError::Io(e)) if codec::is_reset(&e) => {
+                    CallError::Refused { peer }
+                }
+                ExchangeError::Read(FrameError::Closed) | ExchangeError::ConnectionClosed => {
+                    CallError::Refused { peer }
+                }
+                ExchangeError::Read(source) => CallError::MalformedResponse { peer, source },
             })?;
         self.node
             .inner
@@ -817,8 +878,6 @@ impl<P: Protocol> Client<P> {
             .frame_bytes(P::ID, Direction::Outbound, frame.len(), body.len());
         let response = <P::Response as prost::Message>::decode(&body[..])
             .map_err(|source| CallError::Decode { peer, source })?;
-        // The response is complete: closing is a courtesy bounded by the deadline.
-        let _ = timeout_at(deadline, stream.close()).await;
         Ok(response)
     }
 }

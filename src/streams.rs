@@ -6,22 +6,32 @@
 //! it takes a permit from the protocol's semaphore and casts the stream to the
 //! protocol's actor, or, when the protocol is at capacity, resets the stream
 //! and counts the refusal. Outbound streams are requested straight from a
-//! connection's handler through a bounded channel. Neither direction passes
-//! request bytes, or even stream hand-overs, through the swarm's event loop.
+//! connection's handler through a bounded channel; for a call, the handler
+//! also writes the request and reads the response itself, in the
+//! connection's task, and hands the caller the response bytes (as
+//! `request_response` does: no task switch per read or write). Neither
+//! direction passes request bytes, or even stream hand-overs, through the
+//! swarm's event loop.
 
 use std::{
     collections::HashMap,
     convert::Infallible,
     future::{Ready, ready},
     io,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU8, Ordering},
+    },
     task::{Context, Poll},
 };
 
+use bytes::Bytes;
 use dashmap::DashMap;
 use futures::{
-    StreamExt,
+    FutureExt, StreamExt,
     channel::{mpsc, oneshot},
+    future::{BoxFuture, Either},
+    stream::FuturesUnordered,
 };
 use libp2p::{
     Multiaddr, PeerId, Stream, StreamProtocol,
@@ -43,6 +53,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::{
     actors::protocol::ProtocolMessage,
     address_book::AddressBook,
+    codec::{self, FrameError},
+    error::Phase,
     metrics::{Metrics, RefusalReason},
     registry::Gate,
 };
@@ -123,7 +135,101 @@ pub(crate) enum OpenError {
 
 struct OpenRequest {
     protocol: StreamProtocol,
-    reply: oneshot::Sender<Result<Stream, OpenError>>,
+    outbound: Outbound,
+}
+
+/// What a connection handler does with an outbound stream once it is open.
+pub(crate) enum Outbound {
+    /// Hands the stream to the caller.
+    Stream(oneshot::Sender<Result<Stream, OpenError>>),
+    /// Writes one request frame and reads one response frame on it, in the
+    /// connection's task, and hands the caller the response.
+    Exchange(Exchange),
+}
+
+impl Outbound {
+    fn fail(self, error: OpenError) {
+        match self {
+            Outbound::Stream(reply) => {
+                let _ = reply.send(Err(error));
+            }
+            Outbound::Exchange(exchange) => {
+                let _ = exchange.reply.send(Err(error));
+            }
+        }
+    }
+}
+
+/// How far an exchange got: what a caller that runs out of time was waiting for.
+#[derive(Debug, Default)]
+pub(crate) struct Progress(AtomicU8);
+
+impl Progress {
+    fn set(&self, phase: Phase) {
+        self.0.store(phase as u8, Ordering::Relaxed);
+    }
+
+    /// The phase the exchange is in: [`Phase::Open`] until the stream is open.
+    pub(crate) fn get(&self) -> Phase {
+        match self.0.load(Ordering::Relaxed) {
+            x if x == Phase::Write as u8 => Phase::Write,
+            x if x == Phase::Read as u8 => Phase::Read,
+            _ => Phase::Open,
+        }
+    }
+}
+
+/// Why an exchange failed after its stream was open.
+#[derive(Debug)]
+pub(crate) enum ExchangeError {
+    /// Writing the request failed.
+    Write(io::Error),
+    /// Reading the response failed.
+    Read(FrameError),
+    /// The connection closed during the exchange.
+    ConnectionClosed,
+}
+
+type ExchangeResult = Result<Result<Vec<u8>, ExchangeError>, OpenError>;
+
+/// One request and its response, run by a connection handler.
+pub(crate) struct Exchange {
+    frame: Bytes,
+    max: usize,
+    progress: Arc<Progress>,
+    reply: oneshot::Sender<ExchangeResult>,
+}
+
+impl Exchange {
+    async fn run(self, mut stream: Stream) {
+        let Exchange {
+            frame,
+            max,
+            progress,
+            mut reply,
+        } = self;
+        let result = {
+            let exchange = async {
+                progress.set(Phase::Write);
+                codec::write_frame(&mut stream, &frame)
+                    .await
+                    .map_err(ExchangeError::Write)?;
+                progress.set(Phase::Read);
+                codec::read_frame(&mut stream, max)
+                    .await
+                    .map_err(ExchangeError::Read)
+            };
+            futures::pin_mut!(exchange);
+            match futures::future::select(exchange, reply.cancellation()).await {
+                Either::Left((result, _)) => result,
+                // The caller gave up: dropping the stream resets it.
+                Either::Right(_) => return,
+            }
+        };
+        let _ = reply.send(Ok(result));
+        // Dropping the stream closes it: yamux sends FIN once the server's
+        // FIN arrived (it closes right after its response), RST otherwise.
+    }
 }
 
 /// State shared by the behaviour, every connection handler and the callers.
@@ -195,6 +301,55 @@ impl Shared {
         peer: PeerId,
         protocol: StreamProtocol,
     ) -> Option<Result<OutboundStream, OpenError>> {
+        let (answer, permit) = self.submit(peer, &protocol, Outbound::Stream).await?;
+        let opened = answer.unwrap_or(Err(OpenError::ConnectionClosed));
+        Some(opened.map(|stream| OutboundStream {
+            stream,
+            _permit: permit,
+        }))
+    }
+
+    /// Sends `frame` on a new stream of `protocol` to `peer` and returns the
+    /// response frame's body, the I/O done by the connection's handler.
+    /// `None` if there is no usable connection; `Some(Err(_))` if the stream
+    /// could not be opened (nothing was sent).
+    pub(crate) async fn exchange(
+        &self,
+        peer: PeerId,
+        protocol: StreamProtocol,
+        frame: &Bytes,
+        max: usize,
+        progress: &Arc<Progress>,
+    ) -> Option<ExchangeResult> {
+        let (answer, _permit) = self
+            .submit(peer, &protocol, |reply| {
+                Outbound::Exchange(Exchange {
+                    frame: frame.clone(),
+                    max,
+                    progress: progress.clone(),
+                    reply,
+                })
+            })
+            .await?;
+        Some(match answer {
+            Ok(result) => result,
+            // The handler went away with the connection.
+            Err(oneshot::Canceled) => match progress.get() {
+                Phase::Open | Phase::Dial => Err(OpenError::ConnectionClosed),
+                Phase::Write | Phase::Read => Ok(Err(ExchangeError::ConnectionClosed)),
+            },
+        })
+    }
+
+    /// Asks a connection to `peer` to open a stream of `protocol` and waits
+    /// for its answer; the permit counts the stream against the connection's
+    /// budget. `None` if there is no usable connection.
+    async fn submit<T>(
+        &self,
+        peer: PeerId,
+        protocol: &StreamProtocol,
+        mut make: impl FnMut(oneshot::Sender<T>) -> Outbound,
+    ) -> Option<(Result<T, oneshot::Canceled>, OwnedSemaphorePermit)> {
         loop {
             let (id, mut sender, outbound) = {
                 let conns = self.connections.get(&peer)?;
@@ -207,7 +362,7 @@ impl Shared {
             let (reply, answer) = oneshot::channel();
             let request = OpenRequest {
                 protocol: protocol.clone(),
-                reply,
+                outbound: make(reply),
             };
             if futures::SinkExt::send(&mut sender, request).await.is_err() {
                 // That connection closed meanwhile: forget it and try another.
@@ -216,11 +371,7 @@ impl Shared {
                 }
                 continue;
             }
-            let opened = answer.await.unwrap_or(Err(OpenError::ConnectionClosed));
-            return Some(opened.map(|stream| OutboundStream {
-                stream,
-                _permit: permit,
-            }));
+            return Some((answer.await, permit));
         }
     }
 
@@ -300,6 +451,7 @@ impl Behaviour {
             peer,
             remote,
             requests,
+            exchanges: FuturesUnordered::new(),
         })
     }
 }
@@ -383,9 +535,10 @@ pub(crate) struct Handler {
     peer: PeerId,
     remote: Multiaddr,
     requests: mpsc::Receiver<OpenRequest>,
+    /// Exchanges under way; at most `MAX_OUTBOUND_STREAMS_PER_CONNECTION`,
+    /// as each holds a stream permit of its caller.
+    exchanges: FuturesUnordered<BoxFuture<'static, ()>>,
 }
-
-type Reply = oneshot::Sender<Result<Stream, OpenError>>;
 
 impl ConnectionHandler for Handler {
     type FromBehaviour = Infallible;
@@ -393,7 +546,7 @@ impl ConnectionHandler for Handler {
     type InboundProtocol = Offered;
     type OutboundProtocol = ReadyUpgrade<StreamProtocol>;
     type InboundOpenInfo = ();
-    type OutboundOpenInfo = Reply;
+    type OutboundOpenInfo = Outbound;
 
     fn listen_protocol(&self) -> SubstreamProtocol<Offered, ()> {
         let offered = self
@@ -408,11 +561,12 @@ impl ConnectionHandler for Handler {
     fn poll(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<ConnectionHandlerEvent<Self::OutboundProtocol, Reply, Infallible>> {
+    ) -> Poll<ConnectionHandlerEvent<Self::OutboundProtocol, Outbound, Infallible>> {
+        while let Poll::Ready(Some(())) = self.exchanges.poll_next_unpin(cx) {}
         match self.requests.poll_next_unpin(cx) {
-            Poll::Ready(Some(OpenRequest { protocol, reply })) => {
+            Poll::Ready(Some(OpenRequest { protocol, outbound })) => {
                 Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
-                    protocol: SubstreamProtocol::new(ReadyUpgrade::new(protocol), reply),
+                    protocol: SubstreamProtocol::new(ReadyUpgrade::new(protocol), outbound),
                 })
             }
             Poll::Ready(None) | Poll::Pending => Poll::Pending,
@@ -425,7 +579,7 @@ impl ConnectionHandler for Handler {
 
     fn on_connection_event(
         &mut self,
-        event: ConnectionEvent<'_, Offered, Self::OutboundProtocol, (), Reply>,
+        event: ConnectionEvent<'_, Offered, Self::OutboundProtocol, (), Outbound>,
     ) {
         match event {
             ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
@@ -434,9 +588,15 @@ impl ConnectionHandler for Handler {
             }) => self
                 .shared
                 .deliver(stream, protocol, self.peer, &self.remote),
-            ConnectionEvent::FullyNegotiatedOutbound(negotiated) => {
-                let _ = negotiated.info.send(Ok(negotiated.protocol));
-            }
+            ConnectionEvent::FullyNegotiatedOutbound(negotiated) => match negotiated.info {
+                Outbound::Stream(reply) => {
+                    let _ = reply.send(Ok(negotiated.protocol));
+                }
+                Outbound::Exchange(exchange) => {
+                    self.exchanges
+                        .push(exchange.run(negotiated.protocol).boxed());
+                }
+            },
             ConnectionEvent::DialUpgradeError(DialUpgradeError { info, error }) => {
                 let error = match error {
                     StreamUpgradeError::NegotiationFailed => OpenError::Unsupported,
@@ -444,7 +604,7 @@ impl ConnectionHandler for Handler {
                     StreamUpgradeError::Io(e) => OpenError::Io(e),
                     StreamUpgradeError::Apply(never) => match never {},
                 };
-                let _ = info.send(Err(error));
+                info.fail(error);
             }
             ConnectionEvent::AddressChange(change) => self.remote = change.new_address.clone(),
             _ => {}
