@@ -8,13 +8,20 @@
 //! ```
 //!
 //! 1. `subnet`: node to node through the task protocol (actors, supervision,
-//!    metrics calls; no recorder installed);
+//!    metrics calls; no recorder installed), with the default negotiation
+//!    and with `NodeBuilder::lazy_negotiation(true)` ("subnet lazy");
 //! 2. raw `request_response` with an equivalent varint codec (TCP + Noise +
 //!    yamux, and QUIC);
 //! 3. plain tokio TCP, one connection per request in flight (the physical
 //!    reference: no encryption, no multiplexing).
 //!
-//! Ratios are to (2) on the same transport.
+//! Ratios are to (2) on the same transport. Callers run on the runtime's
+//! worker threads (a task), as in a service.
+//!
+//! ```text
+//! cargo run --release --example compare -- --profile 5000 [--lazy] [--in-flight 64] [--payload 1048576]
+//! ```
+//! runs only `subnet` over TCP, for a profiler.
 
 use std::{
     io,
@@ -38,12 +45,18 @@ struct Args {
     /// Run a tenth of the calls.
     #[arg(long)]
     quick: bool,
-    /// Only run `subnet` over TCP, 64 B sequential, this many calls (for profiling).
+    /// Only run `subnet` over TCP, this many calls (for profiling).
     #[arg(long)]
     profile: Option<usize>,
     /// With `--profile`: lazy protocol negotiation on.
     #[arg(long)]
     lazy: bool,
+    /// With `--profile`: requests in flight.
+    #[arg(long, default_value_t = 1)]
+    in_flight: usize,
+    /// With `--profile`: payload bytes.
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
 }
 
 const MAX_FRAME: usize = 4 << 20;
@@ -422,38 +435,37 @@ async fn run_all<C: Caller>(caller: &C, scale: usize) -> Vec<Measured> {
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
+    // Callers run on the runtime's workers, as in a service, not on the
+    // thread that blocks on `main`.
+    tokio::spawn(run(Args::parse())).await.unwrap();
+}
+
+async fn run(args: Args) {
     let scale = if args.quick { 10 } else { 1 };
     if let Some(calls) = args.profile {
         let (caller, _nodes) = subnet_pair("/ip4/127.0.0.1/tcp/0", args.lazy).await;
-        let m = measure(&caller, calls, 1, 64).await;
-        println!("{:.0} requests/s, p50 {:?}", m.rps, m.p50);
+        let m = measure(&caller, calls, args.in_flight, args.payload).await;
+        println!(
+            "{:.0} requests/s, p50 {:?}, {:.1} MiB/s",
+            m.rps, m.p50, m.mib_s
+        );
         return;
     }
-    let mut table: Vec<(&str, Vec<Measured>)> = Vec::new();
+    let mut table: Vec<(String, Vec<Measured>)> = Vec::new();
     for (name, listen) in [
         ("tcp", "/ip4/127.0.0.1/tcp/0"),
         ("quic", "/ip4/127.0.0.1/udp/0/quic-v1"),
     ] {
-        let (caller, nodes) = subnet_pair(listen, false).await;
-        table.push((
-            if name == "tcp" {
-                "subnet, tcp"
-            } else {
-                "subnet, quic"
-            },
-            run_all(&caller, scale).await,
-        ));
-        for node in nodes {
-            node.shutdown().await;
+        for (lazy, stack) in [(false, "subnet"), (true, "subnet lazy")] {
+            let (caller, nodes) = subnet_pair(listen, lazy).await;
+            table.push((format!("{stack}, {name}"), run_all(&caller, scale).await));
+            for node in nodes {
+                node.shutdown().await;
+            }
         }
         let (caller, tasks) = raw_pair(listen).await;
         table.push((
-            if name == "tcp" {
-                "request_response, tcp"
-            } else {
-                "request_response, quic"
-            },
+            format!("request_response, {name}"),
             run_all(&caller, scale).await,
         ));
         for task in tasks {
@@ -461,7 +473,7 @@ async fn main() {
         }
     }
     let (caller, server) = tcp_pair(64).await;
-    table.push(("plain tokio TCP", run_all(&caller, scale).await));
+    table.push(("plain tokio TCP".into(), run_all(&caller, scale).await));
     server.abort();
 
     println!(
@@ -475,7 +487,7 @@ async fn main() {
             } else {
                 "request_response, tcp"
             };
-            let base = &table.iter().find(|(s, _)| *s == reference).unwrap().1[i];
+            let base = &table.iter().find(|(s, _)| s == reference).unwrap().1[i];
             let m = &results[i];
             println!(
                 "| {scenario} | {stack} | {:.0} | {:.0} | {:.0} | {:.1} | {:.2}× | {:.2}× |",
