@@ -302,6 +302,7 @@ impl Actor for SwarmActor {
             book: args.book,
             min_peers: args.min_peers,
             metrics: args.metrics,
+            unsent: None,
         };
         let event_loop = tokio::spawn(async move {
             event_loop.run().await;
@@ -353,6 +354,10 @@ struct EventLoop {
     book: AddressBook,
     min_peers: usize,
     metrics: crate::metrics::Metrics,
+    /// The last message that could not be published because no peer had
+    /// subscribed to its topic yet: published as soon as one does, instead
+    /// of a whole heartbeat interval later.
+    unsent: Option<(gossipsub::TopicHash, Vec<u8>)>,
 }
 
 impl EventLoop {
@@ -396,6 +401,18 @@ impl EventLoop {
         }
     }
 
+    fn publish(&mut self, topic: gossipsub::TopicHash, data: Vec<u8>) {
+        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+        match gossipsub.publish(topic.clone(), data.clone()) {
+            Ok(_) => {}
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                tracing::debug!(%topic, "no peer subscribed yet: publishing when one does");
+                self.unsent = Some((topic, data));
+            }
+            Err(error) => tracing::debug!("publishing failed: {error}"),
+        }
+    }
+
     fn on_command(&mut self, command: SwarmMessage) {
         match command {
             SwarmMessage::Dial {
@@ -406,10 +423,8 @@ impl EventLoop {
             SwarmMessage::Bootstrap { peers } => self.bootstrap(peers),
             SwarmMessage::FindPeer { peer, reply } => self.find_peer(peer, reply),
             SwarmMessage::Publish { topic, data } => {
-                let topic = gossipsub::IdentTopic::new(topic);
-                if let Err(error) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
-                    tracing::debug!("publishing failed: {error}");
-                }
+                let topic = gossipsub::IdentTopic::new(topic).hash();
+                self.publish(topic, data);
             }
             SwarmMessage::ReportValidation {
                 message_id,
@@ -535,6 +550,13 @@ impl EventLoop {
                 message_id,
                 message,
             })) => self.on_gossip(propagation_source, message_id, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed {
+                topic,
+                ..
+            })) if self.unsent.as_ref().is_some_and(|(t, _)| *t == topic) => {
+                let (topic, data) = self.unsent.take().expect("checked");
+                self.publish(topic, data);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Kademlia(
                 kad::Event::OutboundQueryProgressed {
                     id,

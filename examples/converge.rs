@@ -1,14 +1,19 @@
-//! Benchmark: how fast a subnet in one process converges through heartbeats.
+//! Benchmark: how fast a subnet in one process converges.
 //!
 //! ```text
-//! cargo run --release --example converge -- 20 50
+//! cargo run --release --example converge                  # 25, 50, 100 nodes, defaults
+//! cargo run --release --example converge -- 100 --interval-ms 1000 --heartbeats-only
 //! ```
 //!
 //! For each size N, starts N nodes on loopback, each bootstrapped to the
-//! first (a star: only heartbeats can tell a node about the others), with
-//! peer exchange off and Kademlia off unless `--kademlia`, then measures the time until every
-//! node's address book holds every other node, the process's resident
-//! memory per node, and the heartbeat bytes each node publishes per second.
+//! first (a star), with the framework's defaults (heartbeat every 15 s,
+//! Kademlia and peer exchange on) unless told otherwise, then measures the
+//! time until every node's address book holds every other node (in seconds
+//! and in heartbeat intervals), the process's resident memory per node, the
+//! heartbeat payload each node publishes per second and, over two
+//! intervals after one more to settle, every byte on the loopback interface per node per second
+//! (heartbeats with GossipSub's envelope, forwarding and control traffic,
+//! identify, ping, Kademlia).
 
 use std::time::{Duration, Instant};
 
@@ -18,14 +23,30 @@ use subnet::{Node, PeerId, heartbeat};
 #[derive(Parser)]
 struct Args {
     /// Subnet sizes to measure.
-    #[arg(default_values_t = [20, 50])]
+    #[arg(default_values_t = [25, 50, 100])]
     sizes: Vec<usize>,
-    /// Heartbeat interval in milliseconds.
-    #[arg(long, default_value_t = 1000)]
-    interval_ms: u64,
-    /// Also run Kademlia (off by default: heartbeats alone).
+    /// Heartbeat interval in milliseconds (default: the framework's).
     #[arg(long)]
-    kademlia: bool,
+    interval_ms: Option<u64>,
+    /// Kademlia and peer exchange off: only heartbeats spread addresses.
+    #[arg(long)]
+    heartbeats_only: bool,
+    /// Kademlia off (peer exchange stays on unless `--heartbeats-only`).
+    #[arg(long)]
+    no_kademlia: bool,
+}
+
+/// Bytes received on the loopback interface so far (each byte sent on
+/// loopback is received once).
+fn loopback_bytes() -> u64 {
+    std::fs::read_to_string("/proc/net/dev")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.trim_start().starts_with("lo:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn resident_kib() -> u64 {
@@ -39,13 +60,13 @@ fn resident_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn run(size: usize, interval: Duration, kademlia: bool) {
+async fn run(size: usize, interval: Duration, heartbeats_only: bool, kademlia: bool) {
     let config = |id: u64| heartbeat::Config::new(1, id).with_epoch(interval * 4, 4);
     let builder = |id: u64| {
         Node::builder()
             .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
-            .peer_exchange(false)
-            .kademlia(kademlia)
+            .peer_exchange(!heartbeats_only)
+            .kademlia(kademlia && !heartbeats_only)
             .heartbeat(config(id))
     };
     let before = resident_kib();
@@ -65,10 +86,11 @@ async fn run(size: usize, interval: Duration, kademlia: bool) {
         ids.iter()
             .all(|id| *id == n.peer_id() || n.address_book().contains(id))
     };
+    let limit = (interval * 10).max(Duration::from_secs(120));
     while !nodes.iter().all(complete) {
-        if started.elapsed() > Duration::from_secs(120) {
+        if started.elapsed() > limit {
             let done = nodes.iter().filter(|n| complete(n)).count();
-            println!("| {size} | did not converge in 120 s ({done}/{size} complete) | | |");
+            println!("| {size} | did not converge in {limit:?} ({done}/{size} complete) | | | |");
             for (i, n) in nodes.iter().enumerate().filter(|(_, n)| !complete(n)) {
                 let missing: Vec<usize> = ids
                     .iter()
@@ -86,23 +108,29 @@ async fn run(size: usize, interval: Duration, kademlia: bool) {
     }
     let converged = started.elapsed();
     let memory = resident_kib().saturating_sub(before);
-    // Let the subnet run a few intervals more to measure steady-state bytes.
-    let mut bytes_before = 0;
+    // Let the subnet settle for an interval, then measure steady-state bytes
+    // over two more.
+    tokio::time::sleep(interval).await;
+    let mut payload_before = 0;
     for n in &nodes {
-        bytes_before += n.heartbeat_stats().await.unwrap().published_bytes;
+        payload_before += n.heartbeat_stats().await.unwrap().published_bytes;
     }
-    let window = interval * 5;
+    let wire_before = loopback_bytes();
+    let window = interval * 2;
     tokio::time::sleep(window).await;
-    let mut bytes_after = 0;
+    let wire = loopback_bytes() - wire_before;
+    let mut payload_after = 0;
     for n in &nodes {
-        bytes_after += n.heartbeat_stats().await.unwrap().published_bytes;
+        payload_after += n.heartbeat_stats().await.unwrap().published_bytes;
     }
-    let per_node_per_s = (bytes_after - bytes_before) as f64 / size as f64 / window.as_secs_f64();
+    let per_node_per_s = |bytes: u64| bytes as f64 / size as f64 / window.as_secs_f64();
     println!(
-        "| {size} | {:.2} s ({:.1} intervals) | {} KiB | {per_node_per_s:.0} B/s |",
+        "| {size} | {:.2} s ({:.2} intervals) | {} KiB | {:.1} B/s | {:.0} B/s |",
         converged.as_secs_f64(),
         converged.as_secs_f64() / interval.as_secs_f64(),
         memory / size as u64,
+        per_node_per_s(payload_after - payload_before),
+        per_node_per_s(wire),
     );
     for node in nodes {
         node.shutdown().await;
@@ -112,11 +140,21 @@ async fn run(size: usize, interval: Duration, kademlia: bool) {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let interval = Duration::from_millis(args.interval_ms);
-    println!("heartbeat interval: {interval:?}");
-    println!("| nodes | convergence | memory per node | heartbeat payload per node |");
-    println!("|---|---|---|---|");
+    let interval = args
+        .interval_ms
+        .map(Duration::from_millis)
+        .unwrap_or_else(|| heartbeat::Config::new(1, 1).interval());
+    let sources = match (args.heartbeats_only, args.no_kademlia) {
+        (true, _) => "heartbeats only",
+        (false, true) => "heartbeats, peer exchange",
+        (false, false) => "heartbeats, peer exchange, Kademlia",
+    };
+    println!("heartbeat interval {interval:?}; {sources}");
+    println!(
+        "| nodes | every book complete after | memory per node | heartbeat payload per node | loopback bytes per node |"
+    );
+    println!("|---|---|---|---|---|");
     for size in args.sizes {
-        run(size, interval, args.kademlia).await;
+        run(size, interval, args.heartbeats_only, !args.no_kademlia).await;
     }
 }

@@ -217,3 +217,28 @@ async fn a_twenty_node_subnet_converges_within_a_few_heartbeats() {
         "20 nodes took {elapsed:?} with a {interval:?} interval"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_heartbeat_without_listeners_goes_out_when_a_peer_subscribes() {
+    // One heartbeat an hour: the first goes out at start, when nobody has
+    // subscribed yet. It must not wait an hour for the next one.
+    let hourly = |id| heartbeat::Config::new(1, id).with_epoch(Duration::from_secs(3600), 1);
+    let first = builder(1).heartbeat(hourly(1)).build().await.unwrap();
+    eventually(WAIT, || async {
+        first.heartbeat_stats().await.unwrap().published >= 1
+    })
+    .await;
+    let second = builder(2)
+        .heartbeat(hourly(2))
+        .bootstrap(first.addresses()[0].clone())
+        .build()
+        .await
+        .unwrap();
+    eventually(WAIT, || async {
+        second.heartbeat_stats().await.unwrap().accepted >= 1
+    })
+    .await;
+    // Only a heartbeat carries the subnet node id (there is no registry).
+    let record = second.address_book().lookup(&first.peer_id()).unwrap();
+    assert_eq!(record.subnet_node_id, Some(1), "{record:?}");
+}
