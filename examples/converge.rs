@@ -11,7 +11,8 @@
 //! time until every node's address book holds every other node (in seconds
 //! and in heartbeat intervals), the process's resident memory per node, the
 //! heartbeat payload each node publishes per second and, over two
-//! intervals after one more to settle, every byte on the loopback interface per node per second
+//! intervals (at least 10 s) after one more (at least 10 s) to settle, every
+//! byte on the loopback interface per node per second
 //! (heartbeats with GossipSub's envelope, forwarding and control traffic,
 //! identify, ping, Kademlia).
 
@@ -108,20 +109,24 @@ async fn run(size: usize, interval: Duration, heartbeats_only: bool, kademlia: b
     }
     let converged = started.elapsed();
     let memory = resident_kib().saturating_sub(before);
-    // Let the subnet settle for an interval, then measure steady-state bytes
-    // over two more.
-    tokio::time::sleep(interval).await;
-    let mut payload_before = 0;
+    // Let the subnet settle (Kademlia's bootstrap queries, set off by every
+    // new peer, die down), then measure steady-state bytes.
+    tokio::time::sleep(interval.max(Duration::from_secs(10))).await;
+    // Each node's counter is read through its actor's mailbox, which a
+    // saturated process serves late: time each node's own reads.
+    let mut payload_before = Vec::new();
     for n in &nodes {
-        payload_before += n.heartbeat_stats().await.unwrap().published_bytes;
+        let bytes = n.heartbeat_stats().await.unwrap().published_bytes;
+        payload_before.push((bytes, Instant::now()));
     }
     let wire_before = loopback_bytes();
-    let window = interval * 2;
+    let window = (interval * 2).max(Duration::from_secs(10));
     tokio::time::sleep(window).await;
     let wire = loopback_bytes() - wire_before;
-    let mut payload_after = 0;
-    for n in &nodes {
-        payload_after += n.heartbeat_stats().await.unwrap().published_bytes;
+    let mut payload = 0.0;
+    for (n, (before, at)) in nodes.iter().zip(payload_before) {
+        let bytes = n.heartbeat_stats().await.unwrap().published_bytes;
+        payload += (bytes - before) as f64 / at.elapsed().as_secs_f64();
     }
     let per_node_per_s = |bytes: u64| bytes as f64 / size as f64 / window.as_secs_f64();
     println!(
@@ -129,7 +134,7 @@ async fn run(size: usize, interval: Duration, heartbeats_only: bool, kademlia: b
         converged.as_secs_f64(),
         converged.as_secs_f64() / interval.as_secs_f64(),
         memory / size as u64,
-        per_node_per_s(payload_after - payload_before),
+        payload / size as f64,
         per_node_per_s(wire),
     );
     for node in nodes {
