@@ -194,6 +194,7 @@ impl HeartbeatState {
         self.args.swarm.cast(SwarmMessage::Publish {
             topic: self.topic.clone(),
             data,
+            retain: true,
         })?;
         Ok(())
     }

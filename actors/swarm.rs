@@ -224,6 +224,10 @@ pub enum SwarmMessage {
         topic: String,
         /// The message.
         data: Vec<u8>,
+        /// If no peer has subscribed to the topic yet, keep the message
+        /// (the last one only) and publish it when one does, instead of
+        /// dropping it. For heartbeats, whose receivers check freshness.
+        retain: bool,
     },
     /// Report the application's verdict on a GossipSub message.
     ReportValidation {
@@ -354,9 +358,9 @@ struct EventLoop {
     book: AddressBook,
     min_peers: usize,
     metrics: crate::metrics::Metrics,
-    /// The last message that could not be published because no peer had
-    /// subscribed to its topic yet: published as soon as one does, instead
-    /// of a whole heartbeat interval later.
+    /// The last retained message that could not be published because no
+    /// peer had subscribed to its topic yet (a node's first heartbeat):
+    /// published as soon as one does, not a whole interval later.
     unsent: Option<(gossipsub::TopicHash, Vec<u8>)>,
 }
 
@@ -401,11 +405,11 @@ impl EventLoop {
         }
     }
 
-    fn publish(&mut self, topic: gossipsub::TopicHash, data: Vec<u8>) {
+    fn publish(&mut self, topic: gossipsub::TopicHash, data: Vec<u8>, retain: bool) {
         let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
         match gossipsub.publish(topic.clone(), data.clone()) {
             Ok(_) => {}
-            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) if retain => {
                 tracing::debug!(%topic, "no peer subscribed yet: publishing when one does");
                 self.unsent = Some((topic, data));
             }
@@ -422,9 +426,13 @@ impl EventLoop {
             } => self.dial(peer, addresses, reply),
             SwarmMessage::Bootstrap { peers } => self.bootstrap(peers),
             SwarmMessage::FindPeer { peer, reply } => self.find_peer(peer, reply),
-            SwarmMessage::Publish { topic, data } => {
+            SwarmMessage::Publish {
+                topic,
+                data,
+                retain,
+            } => {
                 let topic = gossipsub::IdentTopic::new(topic).hash();
-                self.publish(topic, data);
+                self.publish(topic, data, retain);
             }
             SwarmMessage::ReportValidation {
                 message_id,
@@ -555,7 +563,7 @@ impl EventLoop {
                 ..
             })) if self.unsent.as_ref().is_some_and(|(t, _)| *t == topic) => {
                 let (topic, data) = self.unsent.take().expect("checked");
-                self.publish(topic, data);
+                self.publish(topic, data, true);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kademlia(
                 kad::Event::OutboundQueryProgressed {

@@ -460,6 +460,7 @@ impl Node {
             .cast(SwarmMessage::Publish {
                 topic: topic.into(),
                 data,
+                retain: false,
             })
             .map_err(|_| CallError::NodeStopped)
     }
