@@ -100,7 +100,11 @@ async fn serve<P: Protocol>(state: &mut RequestArguments<P>) -> Result<(), Serve
     .await
     .map_err(|_| ServeError::RequestTimeout(config.request_timeout()))?
     .map_err(ServeError::Request)?;
-    let request = <P::Request as prost::Message>::decode(&body[..]).map_err(ServeError::Decode)?;
+    let request_len = body.len();
+    // Decoding from `Bytes` lets `bytes` fields share the frame's buffer
+    // instead of copying out of it.
+    let request = <P::Request as prost::Message>::decode(bytes::Bytes::from(body))
+        .map_err(ServeError::Decode)?;
     let ctx = RequestContext {
         peer: inbound.peer,
         protocol: inbound.protocol.clone(),
@@ -123,7 +127,7 @@ async fn serve<P: Protocol>(state: &mut RequestArguments<P>) -> Result<(), Serve
     let frame = codec::encode_frame(&response);
     state
         .metrics
-        .frame_bytes(P::ID, Direction::Inbound, body.len(), frame.len());
+        .frame_bytes(P::ID, Direction::Inbound, request_len, frame.len());
     let write = async {
         codec::write_frame(&mut inbound.stream, &frame).await?;
         inbound.stream.close().await

@@ -877,7 +877,8 @@ impl<P: Protocol> Client<P> {
             .inner
             .metrics
             .frame_bytes(P::ID, Direction::Outbound, frame.len(), body.len());
-        let response = <P::Response as prost::Message>::decode(&body[..])
+        // From `Bytes`: `bytes` fields share the frame's buffer, no copy.
+        let response = <P::Response as prost::Message>::decode(Bytes::from(body))
             .map_err(|source| CallError::Decode { peer, source })?;
         Ok(response)
     }
