@@ -8,7 +8,7 @@
 //! ```
 //!
 //! 1. `subnet`: node to node through the task protocol (actors, supervision,
-//!    metrics calls; no recorder installed), with the default negotiation
+//!    metrics recorded by the Prometheus recorder), with the default negotiation
 //!    and with `NodeBuilder::lazy_negotiation(true)` ("subnet lazy");
 //! 2. raw `request_response` with an equivalent varint codec (TCP + Noise +
 //!    yamux, and QUIC);
@@ -57,6 +57,9 @@ struct Args {
     /// With `--profile`: payload bytes.
     #[arg(long, default_value_t = 64)]
     payload: usize,
+    /// Run without a metrics recorder (metrics calls do nothing).
+    #[arg(long)]
+    no_recorder: bool,
 }
 
 const MAX_FRAME: usize = 4 << 20;
@@ -442,6 +445,12 @@ async fn main() {
 
 async fn run(args: Args) {
     let scale = if args.quick { 10 } else { 1 };
+    if !args.no_recorder {
+        // Metrics on, as a monitored node runs: the Prometheus recorder,
+        // serving on a loopback port nobody scrapes.
+        subnet::metrics::serve_prometheus("127.0.0.1:0".parse().unwrap())
+            .expect("metrics recorder installs");
+    }
     if let Some(calls) = args.profile {
         let (caller, _nodes) = subnet_pair("/ip4/127.0.0.1/tcp/0", args.lazy).await;
         let m = measure(&caller, calls, args.in_flight, args.payload).await;
