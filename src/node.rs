@@ -3,7 +3,6 @@
 use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
-
 use futures::{StreamExt, stream::FuturesUnordered};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, identity::Keypair, swarm::SwarmEvent};
 use ractor::{Actor, ActorCell, ActorRef, RpcReplyPort};
