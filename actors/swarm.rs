@@ -406,12 +406,14 @@ impl EventLoop {
     }
 
     fn publish(&mut self, topic: gossipsub::TopicHash, data: Vec<u8>, retain: bool) {
+        // Only a message that may be retained is copied (GossipSub takes it).
+        let kept = retain.then(|| data.clone());
         let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
-        match gossipsub.publish(topic.clone(), data.clone()) {
+        match gossipsub.publish(topic.clone(), data) {
             Ok(_) => {}
-            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) if retain => {
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) if kept.is_some() => {
                 tracing::debug!(%topic, "no peer subscribed yet: publishing when one does");
-                self.unsent = Some((topic, data));
+                self.unsent = kept.map(|data| (topic, data));
             }
             Err(error) => tracing::debug!("publishing failed: {error}"),
         }

@@ -102,18 +102,14 @@ impl Caller for SubnetCaller {
 }
 
 async fn subnet_pair(listen: &str, lazy: bool) -> (SubnetCaller, Vec<Node>) {
-    let server = Node::builder()
+    let builder = || Node::builder().lazy_negotiation(lazy);
+    let server = builder()
         .listen(listen.parse().unwrap())
-        .lazy_negotiation(lazy)
         .build()
         .await
         .unwrap();
     server.register(TaskProtocol).await.unwrap();
-    let caller = Node::builder()
-        .lazy_negotiation(lazy)
-        .build()
-        .await
-        .unwrap();
+    let caller = builder().build().await.unwrap();
     let client = caller
         .client::<TaskProtocol>()
         .with_config(Config::default().with_max_frame(MAX_FRAME));
