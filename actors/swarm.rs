@@ -42,6 +42,7 @@ use crate::{
     registry::Gate,
     security::NamedNoise,
     streams,
+    woken::Woken,
 };
 
 /// Messages queued for the event loop before senders wait.
@@ -67,10 +68,12 @@ pub(crate) struct Behaviour {
     /// behaviour sets up state for it.
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) streams: streams::Behaviour,
-    pub(crate) identify: identify::Behaviour,
-    pub(crate) ping: ping::Behaviour,
-    pub(crate) gossipsub: gossipsub::Behaviour,
-    pub(crate) kademlia: Toggle<kad::Behaviour<MemoryStore>>,
+    // The others are polled only when woken (see `src/woken.rs`): most of a
+    // connection's wake-ups are for its request streams.
+    pub(crate) identify: Woken<identify::Behaviour>,
+    pub(crate) ping: Woken<ping::Behaviour>,
+    pub(crate) gossipsub: Woken<gossipsub::Behaviour>,
+    pub(crate) kademlia: Woken<Toggle<kad::Behaviour<MemoryStore>>>,
 }
 
 /// How to build a node's swarm.
@@ -155,16 +158,16 @@ pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartErro
                     options.address_book.clone(),
                     options.gate.clone(),
                 ),
-                identify: identify::Behaviour::new(identify::Config::new(
+                identify: Woken::new(identify::Behaviour::new(identify::Config::new(
                     IDENTIFY_PROTOCOL.into(),
                     key.public(),
-                )),
-                ping: ping::Behaviour::default(),
-                gossipsub: gossipsub::Behaviour::new(
+                ))),
+                ping: Woken::new(ping::Behaviour::default()),
+                gossipsub: Woken::new(gossipsub::Behaviour::new(
                     gossipsub::MessageAuthenticity::Signed(key.clone()),
                     gossip_config,
-                )?,
-                kademlia: kademlia.into(),
+                )?),
+                kademlia: Woken::new(kademlia.into()),
             })
         })
         .map_err(|e| transport(&e))?

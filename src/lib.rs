@@ -17,6 +17,7 @@ pub mod registry;
 pub mod security;
 mod streams;
 pub mod task;
+mod woken;
 
 pub use destination::{Destination, DestinationError};
 pub use error::{CallError, Phase, RegisterError, ServeError, StartError};
