@@ -14,7 +14,7 @@ use super::request::{RequestActor, RequestArguments};
 use crate::{
     Protocol,
     error::ServeError,
-    metrics::Direction,
+    metrics::{Direction, RequestMetrics},
     protocol::Config,
     streams::{InboundStream, Route, Shared},
 };
@@ -44,6 +44,7 @@ pub struct ProtocolState<P> {
     config: Config,
     shared: Arc<Shared>,
     protocol: StreamProtocol,
+    metrics: RequestMetrics,
 }
 
 /// Serves protocol `P`.
@@ -78,6 +79,7 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
         }
         tracing::info!(%protocol, "serving protocol");
         Ok(ProtocolState {
+            metrics: args.shared.metrics().requests(P::ID, Direction::Inbound),
             running: Arc::new(Semaphore::new(args.config.max_concurrent())),
             handler: args.handler,
             config: args.config,
@@ -97,7 +99,7 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
                 let args = RequestArguments {
                     handler: state.handler.clone(),
                     config: state.config.clone(),
-                    metrics: state.shared.metrics().clone(),
+                    metrics: state.metrics.clone(),
                     running: state.running.clone(),
                     inbound,
                 };
@@ -128,10 +130,7 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
                 Some(error) => error,
                 None => {
                     // Not a typed failure: the actor panicked.
-                    state
-                        .shared
-                        .metrics()
-                        .request_outcome(P::ID, Direction::Inbound, "panic");
+                    state.metrics.outcome("panic");
                     panicked = ServeError::Panicked {
                         message: error.to_string(),
                     };

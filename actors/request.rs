@@ -14,10 +14,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::{
-    Protocol, RequestContext, codec,
-    error::ServeError,
-    metrics::{Direction, Metrics},
-    protocol::Config,
+    Protocol, RequestContext, codec, error::ServeError, metrics::RequestMetrics, protocol::Config,
     streams::InboundStream,
 };
 
@@ -31,8 +28,8 @@ pub struct RequestArguments<P> {
     pub handler: Arc<P>,
     /// The protocol's limits and timeouts.
     pub config: Config,
-    /// The node's metrics.
-    pub metrics: Metrics,
+    /// The protocol's inbound request metrics.
+    pub metrics: RequestMetrics,
     /// Permits to run the handler; waited for before reading the request.
     pub running: Arc<Semaphore>,
     /// The stream to serve, with its capacity permit.
@@ -67,7 +64,7 @@ impl<P: Protocol> Actor for RequestActor<P> {
         state: &mut RequestArguments<P>,
     ) -> Result<(), ActorProcessingErr> {
         let started = Instant::now();
-        let _in_flight = state.metrics.in_flight(P::ID, Direction::Inbound);
+        let _in_flight = state.metrics.in_flight();
         let span = tracing::debug_span!("request", protocol = P::ID, peer = %state.inbound.peer, outcome = tracing::field::Empty, duration_us = tracing::field::Empty);
         let result = serve(state).instrument(span.clone()).await;
         let outcome = match &result {
@@ -76,9 +73,7 @@ impl<P: Protocol> Actor for RequestActor<P> {
         };
         span.record("outcome", outcome);
         span.record("duration_us", started.elapsed().as_micros() as u64);
-        state
-            .metrics
-            .request_finished(P::ID, Direction::Inbound, outcome, started.elapsed());
+        state.metrics.finished(outcome, started.elapsed());
         result?;
         myself.stop(None);
         Ok(())
@@ -125,9 +120,7 @@ async fn serve<P: Protocol>(state: &mut RequestArguments<P>) -> Result<(), Serve
         });
     }
     let frame = codec::encode_frame(&response);
-    state
-        .metrics
-        .frame_bytes(P::ID, Direction::Inbound, request_len, frame.len());
+    state.metrics.frame_bytes(request_len, frame.len());
     let write = async {
         codec::write_frame(&mut inbound.stream, &frame).await?;
         inbound.stream.close().await

@@ -19,9 +19,10 @@
 //! worker threads (a task), as in a service.
 //!
 //! ```text
-//! cargo run --release --example compare -- --profile 5000 [--lazy] [--in-flight 64] [--payload 1048576]
+//! cargo run --release --example compare -- --profile 5000 [--lazy | --raw] [--in-flight 64] [--payload 1048576]
 //! ```
-//! runs only `subnet` over TCP, for a profiler.
+//! runs only `subnet` (or raw `request_response`, `--raw`) over TCP, for a
+//! profiler.
 
 use std::{
     io,
@@ -45,12 +46,16 @@ struct Args {
     /// Run a tenth of the calls.
     #[arg(long)]
     quick: bool,
-    /// Only run `subnet` over TCP, this many calls (for profiling).
+    /// Only run `subnet` (or, with `--raw`, `request_response`) over TCP,
+    /// this many calls (for profiling).
     #[arg(long)]
     profile: Option<usize>,
     /// With `--profile`: lazy protocol negotiation on.
     #[arg(long)]
     lazy: bool,
+    /// With `--profile`: run raw `request_response` instead of `subnet`.
+    #[arg(long)]
+    raw: bool,
     /// With `--profile`: requests in flight.
     #[arg(long, default_value_t = 1)]
     in_flight: usize,
@@ -448,8 +453,14 @@ async fn run(args: Args) {
             .expect("metrics recorder installs");
     }
     if let Some(calls) = args.profile {
-        let (caller, _nodes) = subnet_pair("/ip4/127.0.0.1/tcp/0", args.lazy).await;
-        let m = measure(&caller, calls, args.in_flight, args.payload).await;
+        let listen = "/ip4/127.0.0.1/tcp/0";
+        let m = if args.raw {
+            let (caller, _tasks) = raw_pair(listen).await;
+            measure(&caller, calls, args.in_flight, args.payload).await
+        } else {
+            let (caller, _nodes) = subnet_pair(listen, args.lazy).await;
+            measure(&caller, calls, args.in_flight, args.payload).await
+        };
         println!(
             "{:.0} requests/s, p50 {:?}, {:.1} MiB/s",
             m.rps, m.p50, m.mib_s

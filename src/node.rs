@@ -25,7 +25,7 @@ use crate::{
     destination::Destination,
     error::{CallError, Phase, RegisterError, StartError},
     heartbeat,
-    metrics::{Direction, Metrics},
+    metrics::{Direction, Metrics, RequestMetrics},
     peer_exchange::{PeerExchange, PeerExchangeRequest},
     protocol::Config,
     registry::{Gate, Registry},
@@ -749,6 +749,7 @@ pub struct Client<P> {
     node: Node,
     config: Config,
     protocol: StreamProtocol,
+    metrics: RequestMetrics,
     _protocol: std::marker::PhantomData<fn() -> P>,
 }
 
@@ -758,6 +759,7 @@ impl<P> Clone for Client<P> {
             node: self.node.clone(),
             config: self.config.clone(),
             protocol: self.protocol.clone(),
+            metrics: self.metrics.clone(),
             _protocol: std::marker::PhantomData,
         }
     }
@@ -774,7 +776,9 @@ impl<P: Protocol> std::fmt::Debug for Client<P> {
 
 impl<P: Protocol> Client<P> {
     fn new(node: Node, config: Config) -> Self {
+        let metrics = node.inner.metrics.requests(P::ID, Direction::Outbound);
         Self {
+            metrics,
             node,
             config,
             protocol: StreamProtocol::new(P::ID),
@@ -803,8 +807,7 @@ impl<P: Protocol> Client<P> {
         D::Error: Into<CallError>,
     {
         let started = std::time::Instant::now();
-        let metrics = &self.node.inner.metrics;
-        let _in_flight = metrics.in_flight(P::ID, Direction::Outbound);
+        let _in_flight = self.metrics.in_flight();
         let result = match destination.try_into() {
             Ok(destination) => self.call_to(&destination, request).await,
             Err(error) => Err(error.into()),
@@ -813,7 +816,7 @@ impl<P: Protocol> Client<P> {
             Ok(_) => "ok",
             Err(error) => error.outcome(),
         };
-        metrics.request_finished(P::ID, Direction::Outbound, outcome, started.elapsed());
+        self.metrics.finished(outcome, started.elapsed());
         result
     }
 
@@ -872,10 +875,7 @@ impl<P: Protocol> Client<P> {
                 }
                 ExchangeError::Read(source) => CallError::MalformedResponse { peer, source },
             })?;
-        self.node
-            .inner
-            .metrics
-            .frame_bytes(P::ID, Direction::Outbound, frame.len(), body.len());
+        self.metrics.frame_bytes(frame.len(), body.len());
         // From `Bytes`: `bytes` fields share the frame's buffer, no copy.
         let response = <P::Response as prost::Message>::decode(Bytes::from(body))
             .map_err(|source| CallError::Decode { peer, source })?;
