@@ -361,3 +361,45 @@ impl Drop for InFlight {
         self.gauge.decrement(1.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(recorder: &metrics_exporter_prometheus::PrometheusRecorder, outcome: &str) -> String {
+        let text = recorder.handle().render();
+        let prefix = format!(
+            "{REQUESTS}{{node=\"n\",protocol=\"/p\",direction=\"inbound\",outcome=\"{outcome}\"}} "
+        );
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or("absent")
+            .to_owned()
+    }
+
+    #[test]
+    fn request_metrics_follow_the_recorder_in_use() {
+        let requests = Metrics::new("n").requests("/p", Direction::Inbound);
+        // Recorded with no recorder: goes nowhere, but must not stick.
+        requests.finished("ok", Duration::from_millis(1));
+
+        let first = prometheus_builder().build_recorder();
+        metrics::with_local_recorder(&first, || {
+            requests.finished("ok", Duration::from_millis(1));
+            requests.finished("ok", Duration::from_millis(1));
+            requests.outcome("panic");
+        });
+        assert_eq!(count(&first, "ok"), "2");
+        assert_eq!(count(&first, "panic"), "1");
+
+        let second = prometheus_builder().build_recorder();
+        metrics::with_local_recorder(&second, || requests.outcome("panic"));
+        assert_eq!(count(&second, "panic"), "1");
+        assert_eq!(count(&second, "ok"), "absent");
+        assert_eq!(
+            count(&first, "panic"),
+            "1",
+            "the first recorder saw no more"
+        );
+    }
+}
