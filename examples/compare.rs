@@ -422,6 +422,20 @@ async fn measure<C: Caller>(
     }
 }
 
+/// How long a process warms up before it measures anything.
+const WARM_UP: Duration = Duration::from_secs(1);
+
+/// Calls sequentially for `time`. On this VM the first second or so of a
+/// process runs slow: a sequential call takes up to twice as long, for
+/// whichever stack runs first (seen with `subnet` and `request_response`
+/// alternating on one process). Measurements start after it.
+async fn warm_up<C: Caller>(caller: &C, time: Duration) {
+    let until = Instant::now() + time;
+    while Instant::now() < until {
+        caller.call(request(64)).await;
+    }
+}
+
 const SCENARIOS: [(&str, usize, usize, usize); 3] = [
     ("64 B sequential", 5_000, 1, 64),
     ("64 B, 64 in flight", 50_000, 64, 64),
@@ -429,7 +443,7 @@ const SCENARIOS: [(&str, usize, usize, usize); 3] = [
 ];
 
 async fn run_all<C: Caller>(caller: &C, scale: usize) -> Vec<Measured> {
-    measure(caller, 200, 1, 64).await; // warm up
+    warm_up(caller, WARM_UP).await;
     let mut results = Vec::new();
     for (_, calls, in_flight, payload) in SCENARIOS {
         results.push(measure(caller, calls / scale, in_flight, payload).await);
@@ -456,9 +470,11 @@ async fn run(args: Args) {
         let listen = "/ip4/127.0.0.1/tcp/0";
         let m = if args.raw {
             let (caller, _tasks) = raw_pair(listen).await;
+            warm_up(&caller, WARM_UP).await;
             measure(&caller, calls, args.in_flight, args.payload).await
         } else {
             let (caller, _nodes) = subnet_pair(listen, args.lazy).await;
+            warm_up(&caller, WARM_UP).await;
             measure(&caller, calls, args.in_flight, args.payload).await
         };
         println!(
