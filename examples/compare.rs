@@ -22,7 +22,13 @@
 //! cargo run --release --example compare -- --profile 5000 [--lazy | --raw] [--in-flight 64] [--payload 1048576]
 //! ```
 //! runs only `subnet` (or raw `request_response`, `--raw`) over TCP, for a
-//! profiler.
+//! profiler, and
+//!
+//! ```text
+//! cargo run --release --example compare -- --rounds 5 [--lazy] [--calls 10000] [--in-flight 64] [--payload 1048576]
+//! ```
+//! alternates `subnet` and `request_response` on one process, round by
+//! round.
 
 use std::{
     io,
@@ -56,6 +62,14 @@ struct Args {
     /// With `--profile`: run raw `request_response` instead of `subnet`.
     #[arg(long)]
     raw: bool,
+    /// Alternate `subnet` and `request_response` over TCP on one process,
+    /// this many rounds of `--calls` calls each, and print every round:
+    /// steady-state figures that a slow first round cannot skew.
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// With `--rounds`: calls per round and stack.
+    #[arg(long, default_value_t = 10_000)]
+    calls: usize,
     /// With `--profile`: requests in flight.
     #[arg(long, default_value_t = 1)]
     in_flight: usize,
@@ -465,6 +479,29 @@ async fn run(args: Args) {
         // serving on a loopback port nobody scrapes.
         subnet::metrics::serve_prometheus("127.0.0.1:0".parse().unwrap())
             .expect("metrics recorder installs");
+    }
+    if let Some(rounds) = args.rounds {
+        let listen = "/ip4/127.0.0.1/tcp/0";
+        let (subnet, _nodes) = subnet_pair(listen, args.lazy).await;
+        let (raw, _tasks) = raw_pair(listen).await;
+        let stack = if args.lazy { "subnet lazy" } else { "subnet" };
+        println!(
+            "| round | {stack} p50 µs | request_response p50 µs | p50 ratio | {stack} requests/s | request_response requests/s |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for round in 1..=rounds {
+            let a = measure(&subnet, args.calls, args.in_flight, args.payload).await;
+            let b = measure(&raw, args.calls, args.in_flight, args.payload).await;
+            println!(
+                "| {round} | {:.0} | {:.0} | {:.2}× | {:.0} | {:.0} |",
+                a.p50.as_secs_f64() * 1e6,
+                b.p50.as_secs_f64() * 1e6,
+                a.p50.as_secs_f64() / b.p50.as_secs_f64(),
+                a.rps,
+                b.rps,
+            );
+        }
+        return;
     }
     if let Some(calls) = args.profile {
         let listen = "/ip4/127.0.0.1/tcp/0";
