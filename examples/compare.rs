@@ -11,7 +11,9 @@
 //!    metrics recorded by the Prometheus recorder), with the default negotiation
 //!    and with `NodeBuilder::lazy_negotiation(true)` ("subnet lazy");
 //! 2. raw `request_response` with an equivalent varint codec (TCP + Noise +
-//!    yamux, and QUIC);
+//!    yamux, and QUIC); also "request_response + GossipSub, identify, ping":
+//!    the same beside the behaviours a subnet node runs for heartbeats and
+//!    addresses, as a raw rust-libp2p node doing `subnet`'s job would;
 //! 3. plain tokio TCP, one connection per request in flight (the physical
 //!    reference: no encryption, no multiplexing).
 //!
@@ -19,10 +21,10 @@
 //! worker threads (a task), as in a service.
 //!
 //! ```text
-//! cargo run --release --example compare -- --profile 5000 [--lazy | --raw] [--in-flight 64] [--payload 1048576]
+//! cargo run --release --example compare -- --profile 5000 [--lazy | --raw [--full]] [--in-flight 64] [--payload 1048576]
 //! ```
-//! runs only `subnet` (or raw `request_response`, `--raw`) over TCP, for a
-//! profiler, and
+//! runs only `subnet` (or raw `request_response`, `--raw`, with `--full`
+//! beside GossipSub, identify and ping) over TCP, for a profiler, and
 //!
 //! ```text
 //! cargo run --release --example compare -- --rounds 5 [--lazy] [--calls 10000] [--in-flight 64] [--payload 1048576]
@@ -38,8 +40,11 @@ use std::{
 use clap::Parser;
 use futures::{AsyncRead, AsyncWrite, StreamExt, stream};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, noise, request_response,
-    swarm::SwarmEvent, tcp, yamux,
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify,
+    identity::Keypair,
+    noise, ping, request_response,
+    swarm::{NetworkBehaviour, SwarmEvent},
+    tcp, yamux,
 };
 use subnet::{
     Config, Node, codec,
@@ -62,6 +67,10 @@ struct Args {
     /// With `--profile`: run raw `request_response` instead of `subnet`.
     #[arg(long)]
     raw: bool,
+    /// With `--profile --raw`: `request_response` with GossipSub, identify
+    /// and ping beside it, as a subnet node runs them.
+    #[arg(long)]
+    full: bool,
     /// Alternate `subnet` and `request_response` over TCP on one process,
     /// this many rounds of `--calls` calls each, and print every round:
     /// steady-state figures that a slow first round cannot skew.
@@ -187,9 +196,84 @@ impl request_response::Codec for VarintCodec {
     }
 }
 
-type RawBehaviour = request_response::Behaviour<VarintCodec>;
+type RrEvent = request_response::Event<TaskRequest, TaskResponse>;
+type Bare = request_response::Behaviour<VarintCodec>;
 
-fn raw_swarm() -> Swarm<RawBehaviour> {
+/// A swarm around raw `request_response`.
+trait RawStack: NetworkBehaviour + Send + 'static {
+    fn new(key: &Keypair) -> Self;
+    fn rr(&mut self) -> &mut request_response::Behaviour<VarintCodec>;
+    /// The `request_response` event in one of this behaviour's events.
+    fn rr_event(event: Self::ToSwarm) -> Option<RrEvent>;
+}
+
+fn rr_behaviour() -> request_response::Behaviour<VarintCodec> {
+    request_response::Behaviour::new(
+        [(
+            StreamProtocol::new("/bench/task/1.0.0"),
+            request_response::ProtocolSupport::Full,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(Duration::from_secs(60))
+            .with_max_concurrent_streams(1024),
+    )
+}
+
+/// (2): `request_response` alone.
+impl RawStack for request_response::Behaviour<VarintCodec> {
+    fn new(_: &Keypair) -> Self {
+        rr_behaviour()
+    }
+    fn rr(&mut self) -> &mut request_response::Behaviour<VarintCodec> {
+        self
+    }
+    fn rr_event(event: RrEvent) -> Option<RrEvent> {
+        Some(event)
+    }
+}
+
+/// `request_response` with what a subnet node also runs for heartbeats and
+/// addresses: GossipSub (subscribed to one topic), identify and ping.
+#[derive(NetworkBehaviour)]
+struct WithGossip {
+    rr: request_response::Behaviour<VarintCodec>,
+    gossipsub: gossipsub::Behaviour,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+impl RawStack for WithGossip {
+    fn new(key: &Keypair) -> Self {
+        let mut gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossipsub::Config::default(),
+        )
+        .expect("gossipsub config");
+        gossipsub
+            .subscribe(&gossipsub::IdentTopic::new("bench"))
+            .expect("subscribes");
+        Self {
+            rr: rr_behaviour(),
+            gossipsub,
+            identify: identify::Behaviour::new(identify::Config::new(
+                "/bench/1.0.0".into(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::default(),
+        }
+    }
+    fn rr(&mut self) -> &mut request_response::Behaviour<VarintCodec> {
+        &mut self.rr
+    }
+    fn rr_event(event: WithGossipEvent) -> Option<RrEvent> {
+        match event {
+            WithGossipEvent::Rr(event) => Some(event),
+            _ => None,
+        }
+    }
+}
+
+fn raw_swarm<B: RawStack>() -> Swarm<B> {
     SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(
@@ -199,17 +283,7 @@ fn raw_swarm() -> Swarm<RawBehaviour> {
         )
         .unwrap()
         .with_quic()
-        .with_behaviour(|_| {
-            request_response::Behaviour::new(
-                [(
-                    StreamProtocol::new("/bench/task/1.0.0"),
-                    request_response::ProtocolSupport::Full,
-                )],
-                request_response::Config::default()
-                    .with_request_timeout(Duration::from_secs(60))
-                    .with_max_concurrent_streams(1024),
-            )
-        })
+        .with_behaviour(|key| B::new(key))
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build()
@@ -233,8 +307,8 @@ impl Caller for RawCaller {
     }
 }
 
-async fn raw_pair(listen: &str) -> (RawCaller, Vec<tokio::task::JoinHandle<()>>) {
-    let mut server = raw_swarm();
+async fn raw_pair<B: RawStack>(listen: &str) -> (RawCaller, Vec<tokio::task::JoinHandle<()>>) {
+    let mut server = raw_swarm::<B>();
     server.listen_on(listen.parse().unwrap()).unwrap();
     let address = loop {
         if let SwarmEvent::NewListenAddr { address, .. } = server.select_next_some().await {
@@ -244,21 +318,23 @@ async fn raw_pair(listen: &str) -> (RawCaller, Vec<tokio::task::JoinHandle<()>>)
     let server_id = *server.local_peer_id();
     let server_task = tokio::spawn(async move {
         loop {
-            if let SwarmEvent::Behaviour(request_response::Event::Message {
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            }) = server.select_next_some().await
+            if let SwarmEvent::Behaviour(event) = server.select_next_some().await
+                && let Some(request_response::Event::Message {
+                    message:
+                        request_response::Message::Request {
+                            request, channel, ..
+                        },
+                    ..
+                }) = B::rr_event(event)
             {
                 let _ = server
                     .behaviour_mut()
+                    .rr()
                     .send_response(channel, answer(request));
             }
         }
     });
-    let mut client = raw_swarm();
+    let mut client = raw_swarm::<B>();
     client.add_peer_address(server_id, address);
     let (requests, mut incoming) = mpsc::channel::<Pending>(1024);
     let client_task = tokio::spawn(async move {
@@ -266,23 +342,26 @@ async fn raw_pair(listen: &str) -> (RawCaller, Vec<tokio::task::JoinHandle<()>>)
         loop {
             tokio::select! {
                 Some((request, reply)) = incoming.recv() => {
-                    let id = client.behaviour_mut().send_request(&server_id, request);
+                    let id = client.behaviour_mut().rr().send_request(&server_id, request);
                     waiting.insert(id, reply);
                 }
-                event = client.select_next_some() => match event {
-                    SwarmEvent::Behaviour(request_response::Event::Message {
-                        message: request_response::Message::Response { request_id, response },
-                        ..
-                    }) => {
-                        if let Some(reply) = waiting.remove(&request_id) {
-                            let _ = reply.send(response);
+                event = client.select_next_some() => {
+                    let SwarmEvent::Behaviour(event) = event else { continue };
+                    match B::rr_event(event) {
+                        Some(request_response::Event::Message {
+                            message: request_response::Message::Response { request_id, response },
+                            ..
+                        }) => {
+                            if let Some(reply) = waiting.remove(&request_id) {
+                                let _ = reply.send(response);
+                            }
                         }
+                        Some(request_response::Event::OutboundFailure { error, .. }) => {
+                            panic!("raw request failed: {error}");
+                        }
+                        _ => {}
                     }
-                    SwarmEvent::Behaviour(request_response::Event::OutboundFailure { error, .. }) => {
-                        panic!("raw request failed: {error}");
-                    }
-                    _ => {}
-                },
+                }
             }
         }
     });
@@ -483,7 +562,7 @@ async fn run(args: Args) {
     if let Some(rounds) = args.rounds {
         let listen = "/ip4/127.0.0.1/tcp/0";
         let (subnet, _nodes) = subnet_pair(listen, args.lazy).await;
-        let (raw, _tasks) = raw_pair(listen).await;
+        let (raw, _tasks) = raw_pair::<Bare>(listen).await;
         let stack = if args.lazy { "subnet lazy" } else { "subnet" };
         println!(
             "| round | {stack} p50 µs | request_response p50 µs | p50 ratio | {stack} requests/s | request_response requests/s |"
@@ -506,7 +585,11 @@ async fn run(args: Args) {
     if let Some(calls) = args.profile {
         let listen = "/ip4/127.0.0.1/tcp/0";
         let m = if args.raw {
-            let (caller, _tasks) = raw_pair(listen).await;
+            let (caller, _tasks) = if args.full {
+                raw_pair::<WithGossip>(listen).await
+            } else {
+                raw_pair::<Bare>(listen).await
+            };
             warm_up(&caller, WARM_UP).await;
             measure(&caller, calls, args.in_flight, args.payload).await
         } else {
@@ -532,13 +615,19 @@ async fn run(args: Args) {
                 node.shutdown().await;
             }
         }
-        let (caller, tasks) = raw_pair(listen).await;
-        table.push((
-            format!("request_response, {name}"),
-            run_all(&caller, scale).await,
-        ));
-        for task in tasks {
-            task.abort();
+        for (full, stack) in [
+            (false, "request_response"),
+            (true, "request_response + GossipSub, identify, ping"),
+        ] {
+            let (caller, tasks) = if full {
+                raw_pair::<WithGossip>(listen).await
+            } else {
+                raw_pair::<Bare>(listen).await
+            };
+            table.push((format!("{stack}, {name}"), run_all(&caller, scale).await));
+            for task in tasks {
+                task.abort();
+            }
         }
     }
     let (caller, server) = tcp_pair(64).await;
