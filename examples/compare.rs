@@ -40,7 +40,7 @@ use std::{
 use clap::Parser;
 use futures::{AsyncRead, AsyncWrite, StreamExt, stream};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify,
+    Multiaddr, StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify,
     identity::Keypair,
     noise, ping, request_response,
     swarm::{NetworkBehaviour, SwarmEvent},
@@ -202,12 +202,12 @@ type Bare = request_response::Behaviour<VarintCodec>;
 /// A swarm around raw `request_response`.
 trait RawStack: NetworkBehaviour + Send + 'static {
     fn new(key: &Keypair) -> Self;
-    fn rr(&mut self) -> &mut request_response::Behaviour<VarintCodec>;
+    fn rr(&mut self) -> &mut Bare;
     /// The `request_response` event in one of this behaviour's events.
     fn rr_event(event: Self::ToSwarm) -> Option<RrEvent>;
 }
 
-fn rr_behaviour() -> request_response::Behaviour<VarintCodec> {
+fn rr_behaviour() -> Bare {
     request_response::Behaviour::new(
         [(
             StreamProtocol::new("/bench/task/1.0.0"),
@@ -220,11 +220,11 @@ fn rr_behaviour() -> request_response::Behaviour<VarintCodec> {
 }
 
 /// (2): `request_response` alone.
-impl RawStack for request_response::Behaviour<VarintCodec> {
+impl RawStack for Bare {
     fn new(_: &Keypair) -> Self {
         rr_behaviour()
     }
-    fn rr(&mut self) -> &mut request_response::Behaviour<VarintCodec> {
+    fn rr(&mut self) -> &mut Bare {
         self
     }
     fn rr_event(event: RrEvent) -> Option<RrEvent> {
@@ -236,7 +236,7 @@ impl RawStack for request_response::Behaviour<VarintCodec> {
 /// addresses: GossipSub (subscribed to one topic), identify and ping.
 #[derive(NetworkBehaviour)]
 struct WithGossip {
-    rr: request_response::Behaviour<VarintCodec>,
+    rr: Bare,
     gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -262,7 +262,7 @@ impl RawStack for WithGossip {
             ping: ping::Behaviour::default(),
         }
     }
-    fn rr(&mut self) -> &mut request_response::Behaviour<VarintCodec> {
+    fn rr(&mut self) -> &mut Bare {
         &mut self.rr
     }
     fn rr_event(event: WithGossipEvent) -> Option<RrEvent> {
@@ -304,6 +304,15 @@ impl Caller for RawCaller {
             .await
             .expect("client loop");
         answer.await.expect("raw call")
+    }
+}
+
+/// A `request_response` pair, with GossipSub, identify and ping if `full`.
+async fn raw_pair_of(listen: &str, full: bool) -> (RawCaller, Vec<tokio::task::JoinHandle<()>>) {
+    if full {
+        raw_pair::<WithGossip>(listen).await
+    } else {
+        raw_pair::<Bare>(listen).await
     }
 }
 
@@ -365,7 +374,6 @@ async fn raw_pair<B: RawStack>(listen: &str) -> (RawCaller, Vec<tokio::task::Joi
             }
         }
     });
-    let _: PeerId = server_id;
     (RawCaller { requests }, vec![server_task, client_task])
 }
 
@@ -562,7 +570,7 @@ async fn run(args: Args) {
     if let Some(rounds) = args.rounds {
         let listen = "/ip4/127.0.0.1/tcp/0";
         let (subnet, _nodes) = subnet_pair(listen, args.lazy).await;
-        let (raw, _tasks) = raw_pair::<Bare>(listen).await;
+        let (raw, _tasks) = raw_pair_of(listen, false).await;
         let stack = if args.lazy { "subnet lazy" } else { "subnet" };
         println!(
             "| round | {stack} p50 µs | request_response p50 µs | p50 ratio | {stack} requests/s | request_response requests/s |"
@@ -585,11 +593,7 @@ async fn run(args: Args) {
     if let Some(calls) = args.profile {
         let listen = "/ip4/127.0.0.1/tcp/0";
         let m = if args.raw {
-            let (caller, _tasks) = if args.full {
-                raw_pair::<WithGossip>(listen).await
-            } else {
-                raw_pair::<Bare>(listen).await
-            };
+            let (caller, _tasks) = raw_pair_of(listen, args.full).await;
             warm_up(&caller, WARM_UP).await;
             measure(&caller, calls, args.in_flight, args.payload).await
         } else {
@@ -619,11 +623,7 @@ async fn run(args: Args) {
             (false, "request_response"),
             (true, "request_response + GossipSub, identify, ping"),
         ] {
-            let (caller, tasks) = if full {
-                raw_pair::<WithGossip>(listen).await
-            } else {
-                raw_pair::<Bare>(listen).await
-            };
+            let (caller, tasks) = raw_pair_of(listen, full).await;
             table.push((format!("{stack}, {name}"), run_all(&caller, scale).await));
             for task in tasks {
                 task.abort();
