@@ -5,17 +5,24 @@
 //! bounded broadcast channel. Readers use the shared
 //! [`AddressBook`] view directly. When a [`Registry`] is configured, this actor
 //! reads it periodically (one read at a time, off its own mailbox) and feeds
-//! the book and the membership gate.
+//! the book and the membership gate. A read that hangs past the book's
+//! `registry_timeout`, or panics, counts as a failed read: the next refresh
+//! tries again, and the book and the gate keep what the last good read gave.
 
-use std::sync::Arc;
+use std::{panic::AssertUnwindSafe, sync::Arc};
 
+use futures::FutureExt;
 use libp2p::{Multiaddr, PeerId};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::broadcast;
 
 use crate::{
-    address_book::{AddressBook, Config, Event, Source},
-    registry::{Gate, Member, Registry, RegistryError},
+    discovery::{
+        address_book::{AddressBook, Config, Event, Source},
+        registry::{Member, Registry, RegistryError},
+    },
+    metrics::Metrics,
+    streams::gate::Gate,
 };
 
 /// Change events buffered per subscriber; a slower one misses the oldest.
@@ -62,48 +69,60 @@ pub enum AddressBookMessage {
     RegistryRead(Result<Vec<Member>, Arc<RegistryError>>),
 }
 
-/// What the `AddressBookActor` starts with.
-pub struct AddressBookArguments {
+/// The single writer of the address book. Its fields are the actor's
+/// fixed settings.
+pub struct AddressBookActor {
+    /// The shared view it writes.
     pub(crate) book: AddressBook,
+    /// Limits and time-to-lives.
     pub(crate) config: Config,
+    /// The subnet's registry, if any.
     pub(crate) registry: Option<Arc<dyn Registry>>,
+    /// The membership gate the registry's members open.
     pub(crate) gate: Gate,
+    /// This node, never added to its own book.
     pub(crate) local_peer: PeerId,
-    pub(crate) metrics: crate::metrics::Metrics,
+    /// The node's metrics.
+    pub(crate) metrics: Metrics,
 }
 
-/// The state of the `AddressBookActor`.
+impl std::fmt::Debug for AddressBookActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddressBookActor")
+            .field("config", &self.config)
+            .field("registry", &self.registry.is_some())
+            .finish()
+    }
+}
+
+/// The state of the `AddressBookActor`: what changes.
+#[derive(Debug)]
 pub struct AddressBookState {
-    args: AddressBookArguments,
     events: broadcast::Sender<Event>,
     reading_registry: bool,
 }
 
-/// The single writer of the address book.
-pub struct AddressBookActor;
-
 impl Actor for AddressBookActor {
     type Msg = AddressBookMessage;
     type State = AddressBookState;
-    type Arguments = AddressBookArguments;
+    type Arguments = ();
 
     async fn pre_start(
         &self,
         myself: ActorRef<AddressBookMessage>,
-        args: AddressBookArguments,
+        (): (),
     ) -> Result<AddressBookState, ActorProcessingErr> {
-        myself.send_interval(args.config.expiry_interval(), || AddressBookMessage::Expire);
-        if args.registry.is_some() {
-            myself.send_interval(args.config.registry_refresh(), || {
+        myself.send_interval(self.config.expiry_interval(), || AddressBookMessage::Expire);
+        if self.registry.is_some() {
+            myself.send_interval(self.config.registry_refresh(), || {
                 AddressBookMessage::RefreshRegistry
             });
             myself.cast(AddressBookMessage::RefreshRegistry)?;
         }
         // The counter exists from the start, so that its rate is 0, not absent.
-        args.metrics.address_book_expired(0);
+        self.metrics.address_book_expired(0);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Ok(AddressBookState {
-            args,
             events,
             reading_registry: false,
         })
@@ -115,8 +134,8 @@ impl Actor for AddressBookActor {
         message: AddressBookMessage,
         state: &mut AddressBookState,
     ) -> Result<(), ActorProcessingErr> {
-        let book = &state.args.book;
-        let config = &state.args.config;
+        let book = &self.book;
+        let config = &self.config;
         match message {
             AddressBookMessage::Add {
                 peer,
@@ -124,9 +143,9 @@ impl Actor for AddressBookActor {
                 source,
                 subnet_node_id,
             } => {
-                if peer != state.args.local_peer {
+                if peer != self.local_peer {
                     let events = book.merge(peer, addresses, source, subnet_node_id, config);
-                    state.publish(events);
+                    self.publish(&state.events, events);
                 }
             }
             AddressBookMessage::Confirmed { peer, address } => book.confirm(&peer, &address),
@@ -136,19 +155,26 @@ impl Actor for AddressBookActor {
             }
             AddressBookMessage::Expire => {
                 let events = book.expire(config);
-                state.publish(events);
+                self.publish(&state.events, events);
                 let counts = book.count_by_source();
                 for source in Source::ALL {
                     let peers = counts.get(&source).copied().unwrap_or(0);
-                    state.args.metrics.address_book_peers(source.name(), peers);
+                    self.metrics.address_book_peers(source.name(), peers);
                 }
             }
             AddressBookMessage::RefreshRegistry => {
-                if let (Some(registry), false) = (&state.args.registry, state.reading_registry) {
+                if let (Some(registry), false) = (&self.registry, state.reading_registry) {
                     state.reading_registry = true;
                     let registry = registry.clone();
+                    let timeout = config.registry_timeout();
                     tokio::spawn(async move {
-                        let read = registry.members().await.map_err(Arc::new);
+                        let read = AssertUnwindSafe(registry.members()).catch_unwind();
+                        let read = match tokio::time::timeout(timeout, read).await {
+                            Ok(Ok(read)) => read,
+                            Ok(Err(panic)) => Err(RegistryError::Panicked(panic_message(&panic))),
+                            Err(_) => Err(RegistryError::Timeout(timeout)),
+                        };
+                        let read = read.map_err(Arc::new);
                         let _ = myself.cast(AddressBookMessage::RegistryRead(read));
                     });
                 }
@@ -157,13 +183,10 @@ impl Actor for AddressBookActor {
                 state.reading_registry = false;
                 match read {
                     Ok(members) => {
-                        state
-                            .args
-                            .gate
-                            .set_members(members.iter().map(|m| m.peer_id));
+                        self.gate.set_members(members.iter().map(|m| m.peer_id));
                         let mut events = Vec::new();
                         for member in members {
-                            if member.peer_id == state.args.local_peer {
+                            if member.peer_id == self.local_peer {
                                 continue;
                             }
                             events.extend(book.merge(
@@ -174,7 +197,7 @@ impl Actor for AddressBookActor {
                                 config,
                             ));
                         }
-                        state.publish(events);
+                        self.publish(&state.events, events);
                     }
                     Err(error) => tracing::warn!("reading the registry failed: {error}"),
                 }
@@ -184,21 +207,30 @@ impl Actor for AddressBookActor {
     }
 }
 
-impl AddressBookState {
-    fn publish(&self, events: Vec<Event>) {
+impl AddressBookActor {
+    fn publish(&self, sender: &broadcast::Sender<Event>, events: Vec<Event>) {
         for event in events {
             match &event {
                 Event::PeerAdded { peer, source } => {
                     tracing::info!(%peer, "found peer {peer} via {source}");
                 }
                 Event::PeerExpired { peer } => {
-                    self.args.metrics.address_book_expired(1);
+                    self.metrics.address_book_expired(1);
                     tracing::info!(%peer, "peer {peer} left the address book");
                 }
                 Event::AddressAdded { .. } => {}
             }
             // No subscriber is fine: events are a convenience, the book is the truth.
-            let _ = self.events.send(event);
+            let _ = sender.send(event);
         }
     }
+}
+
+/// The text of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }

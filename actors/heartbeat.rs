@@ -1,8 +1,9 @@
 //! `HeartbeatActor`: publishes this node's heartbeat on a schedule and
 //! validates those it receives.
 //!
-//! The swarm's event loop casts it every message of the heartbeat topic (at
-//! most [`MAX_PENDING_VALIDATIONS`] at a time: beyond, the loop ignores them
+//! It receives the heartbeat topic's messages from the swarm's gossip output
+//! port (the supervisor subscribes it, filtered by topic; at most
+//! `MAX_PENDING_GOSSIP` are in flight, beyond which the swarm ignores them
 //! itself); it reports each verdict back to GossipSub through the
 //! `SwarmActor` and feeds accepted addresses to the `AddressBookActor`.
 
@@ -10,25 +11,25 @@ use std::{
     collections::{BTreeMap, HashMap},
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     time::SystemTime,
 };
 
-use libp2p::{
-    Multiaddr, PeerId,
-    gossipsub::{MessageAcceptance, MessageId},
-};
+use libp2p::{Multiaddr, PeerId, gossipsub::MessageAcceptance};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::{address_book::AddressBookMessage, swarm::SwarmMessage};
-use crate::{
-    address_book::Source,
-    heartbeat::{self, Config, Rejection},
+use super::{
+    address_book::AddressBookMessage,
+    swarm::{GossipMessage, SwarmMessage},
 };
-
-/// Heartbeats awaiting validation at once; more are ignored unread.
-pub const MAX_PENDING_VALIDATIONS: usize = 1024;
+use crate::{
+    discovery::{
+        address_book::Source,
+        heartbeat::{self, Config, Rejection},
+    },
+    metrics::Metrics,
+};
 
 /// Peers whose last sequence is remembered (for replay checks).
 pub const MAX_TRACKED_PEERS: usize = 10_000;
@@ -39,16 +40,7 @@ pub enum HeartbeatMessage {
     /// Publish a heartbeat now (sent by the actor's own timer).
     Publish,
     /// Validate a heartbeat GossipSub received.
-    Received {
-        /// The GossipSub message id, to report the verdict.
-        message_id: MessageId,
-        /// The peer that forwarded it.
-        propagation_source: PeerId,
-        /// The verified signer, if any.
-        signer: Option<PeerId>,
-        /// The message's data.
-        data: Vec<u8>,
-    },
+    Received(Box<GossipMessage>),
     /// The counters so far.
     Stats {
         /// Answered with the counters.
@@ -69,46 +61,50 @@ pub struct HeartbeatStats {
     pub rejected: BTreeMap<Rejection, u64>,
 }
 
-/// What the `HeartbeatActor` starts with.
-pub struct HeartbeatArguments {
+/// Publishes and validates heartbeats. Its fields are the actor's fixed
+/// settings.
+#[derive(Debug)]
+pub struct HeartbeatActor {
+    /// Subnet, node id, interval and validation window.
     pub(crate) config: Config,
+    /// This node.
     pub(crate) local_peer: PeerId,
+    /// The addresses each heartbeat carries.
     pub(crate) addresses: Vec<Multiaddr>,
+    /// Where heartbeats are published and verdicts reported.
     pub(crate) swarm: ActorRef<SwarmMessage>,
+    /// Where accepted heartbeats' addresses go.
     pub(crate) address_book: ActorRef<AddressBookMessage>,
-    pub(crate) pending: Arc<AtomicUsize>,
-    pub(crate) metrics: crate::metrics::Metrics,
+    /// The node's metrics.
+    pub(crate) metrics: Metrics,
 }
 
-/// The state of the `HeartbeatActor`.
+/// The state of the `HeartbeatActor`: what changes.
+#[derive(Debug)]
 pub struct HeartbeatState {
     timer: tokio::task::JoinHandle<()>,
     publish_queued: Arc<AtomicBool>,
-    args: HeartbeatArguments,
     topic: String,
     sequence: u64,
     last_seen: HashMap<PeerId, u64>,
     stats: HeartbeatStats,
 }
 
-/// Publishes and validates heartbeats.
-pub struct HeartbeatActor;
-
 impl Actor for HeartbeatActor {
     type Msg = HeartbeatMessage;
     type State = HeartbeatState;
-    type Arguments = HeartbeatArguments;
+    type Arguments = ();
 
     async fn pre_start(
         &self,
         myself: ActorRef<HeartbeatMessage>,
-        args: HeartbeatArguments,
+        (): (),
     ) -> Result<HeartbeatState, ActorProcessingErr> {
         // A late tick is skipped, not caught up in a burst: a loaded node
         // publishes less often, never more.
         // At most one Publish waits in the mailbox: a busy actor publishes
         // late, never in a burst.
-        let mut ticks = tokio::time::interval(args.config.interval());
+        let mut ticks = tokio::time::interval(self.config.interval());
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let timer = myself.clone();
         let publish_queued = Arc::new(AtomicBool::new(false));
@@ -123,8 +119,8 @@ impl Actor for HeartbeatActor {
                 }
             }
         });
-        let topic = heartbeat::topic(args.config.subnet_id());
-        tracing::info!(%topic, interval = ?args.config.interval(), "heartbeating");
+        let topic = heartbeat::topic(self.config.subnet_id());
+        tracing::info!(%topic, interval = ?self.config.interval(), "heartbeating");
         // Sequences start at the clock, so a restarted node is not taken
         // for a replayer of its previous life.
         let sequence = SystemTime::now()
@@ -134,7 +130,6 @@ impl Actor for HeartbeatActor {
         Ok(HeartbeatState {
             timer,
             publish_queued,
-            args,
             topic,
             sequence,
             last_seen: HashMap::new(),
@@ -151,17 +146,9 @@ impl Actor for HeartbeatActor {
         match message {
             HeartbeatMessage::Publish => {
                 state.publish_queued.store(false, Ordering::Release);
-                state.publish()?;
+                self.publish(state)?;
             }
-            HeartbeatMessage::Received {
-                message_id,
-                propagation_source,
-                signer,
-                data,
-            } => {
-                state.args.pending.fetch_sub(1, Ordering::Relaxed);
-                state.receive(message_id, propagation_source, signer, &data)?;
-            }
+            HeartbeatMessage::Received(message) => self.receive(state, *message)?,
             HeartbeatMessage::Stats { reply } => {
                 let _ = reply.send(state.stats.clone());
             }
@@ -176,23 +163,23 @@ impl Drop for HeartbeatState {
     }
 }
 
-impl HeartbeatState {
-    fn publish(&mut self) -> Result<(), ActorProcessingErr> {
-        self.sequence += 1;
-        let _span = tracing::debug_span!("heartbeat", sequence = self.sequence).entered();
+impl HeartbeatActor {
+    fn publish(&self, state: &mut HeartbeatState) -> Result<(), ActorProcessingErr> {
+        state.sequence += 1;
+        let _span = tracing::debug_span!("heartbeat", sequence = state.sequence).entered();
         let heartbeat = heartbeat::build(
-            &self.args.config,
-            self.args.local_peer,
-            &self.args.addresses,
-            self.sequence,
+            &self.config,
+            self.local_peer,
+            &self.addresses,
+            state.sequence,
             SystemTime::now(),
         );
         let data = prost::Message::encode_to_vec(&heartbeat);
-        self.stats.published += 1;
-        self.args.metrics.heartbeat_published();
-        self.stats.published_bytes += data.len() as u64;
-        self.args.swarm.cast(SwarmMessage::Publish {
-            topic: self.topic.clone(),
+        state.stats.published += 1;
+        self.metrics.heartbeat_published();
+        state.stats.published_bytes += data.len() as u64;
+        self.swarm.cast(SwarmMessage::Publish {
+            topic: state.topic.clone(),
             data,
             retain: true,
         })?;
@@ -200,30 +187,35 @@ impl HeartbeatState {
     }
 
     fn receive(
-        &mut self,
-        message_id: MessageId,
-        propagation_source: PeerId,
-        signer: Option<PeerId>,
-        data: &[u8],
+        &self,
+        state: &mut HeartbeatState,
+        message: GossipMessage,
     ) -> Result<(), ActorProcessingErr> {
-        let last = signer.and_then(|s| self.last_seen.get(&s).copied());
+        let GossipMessage {
+            message_id,
+            propagation_source,
+            signer,
+            data,
+            ..
+        } = message;
+        let last = signer.and_then(|s| state.last_seen.get(&s).copied());
         let _span =
             tracing::debug_span!("heartbeat received", from = %propagation_source).entered();
-        let verdict = heartbeat::validate(&self.args.config, data, signer, SystemTime::now(), last);
+        let verdict = heartbeat::validate(&self.config, &data, signer, SystemTime::now(), last);
         let acceptance = match verdict {
             Ok(accepted) => {
-                self.stats.accepted += 1;
-                self.args.metrics.heartbeat_received();
-                if self.last_seen.len() >= MAX_TRACKED_PEERS
-                    && !self.last_seen.contains_key(&accepted.peer)
+                state.stats.accepted += 1;
+                self.metrics.heartbeat_received();
+                if state.last_seen.len() >= MAX_TRACKED_PEERS
+                    && !state.last_seen.contains_key(&accepted.peer)
                 {
                     // Forget some peer: at worst one stale replay gets through.
-                    if let Some(&any) = self.last_seen.keys().next() {
-                        self.last_seen.remove(&any);
+                    if let Some(&any) = state.last_seen.keys().next() {
+                        state.last_seen.remove(&any);
                     }
                 }
-                self.last_seen.insert(accepted.peer, accepted.sequence);
-                self.args.address_book.cast(AddressBookMessage::Add {
+                state.last_seen.insert(accepted.peer, accepted.sequence);
+                self.address_book.cast(AddressBookMessage::Add {
                     peer: accepted.peer,
                     addresses: accepted.addresses,
                     source: Source::Heartbeat,
@@ -232,13 +224,13 @@ impl HeartbeatState {
                 MessageAcceptance::Accept
             }
             Err(rejection) => {
-                *self.stats.rejected.entry(rejection).or_default() += 1;
-                self.args.metrics.heartbeat_rejected(rejection.name());
+                *state.stats.rejected.entry(rejection).or_default() += 1;
+                self.metrics.heartbeat_rejected(rejection.name());
                 tracing::debug!(from = %propagation_source, ?signer, "heartbeat not accepted: {}", rejection.name());
                 rejection.acceptance()
             }
         };
-        self.args.swarm.cast(SwarmMessage::ReportValidation {
+        self.swarm.cast(SwarmMessage::ReportValidation {
             message_id,
             propagation_source,
             acceptance,

@@ -1,22 +1,38 @@
 //! `ProtocolActor<P>`: serves one registered protocol.
 //!
-//! Connection handlers cast it each inbound stream that won a permit of the
-//! protocol's capacity (see `src/streams.rs`); it spawns one linked
-//! [`RequestActor`] per stream and survives their failures, counting them.
+//! Connection handlers hand it each inbound stream that won a permit of the
+//! protocol's capacity (`src/streams/admission.rs`, through this actor's
+//! `InboundSink`); it spawns one linked [`RequestActor`] per stream and
+//! survives their failures, counting them and telling the user's
+//! [`Protocol::on_failure`].
+//!
+//! However the actor ends, its route goes with it (a drop guard in its
+//! state: ractor skips `post_stop` when an actor fails or is killed), so the
+//! protocol is no longer offered and can be registered again. On a graceful
+//! stop it first stops admitting, refuses the requests still waiting for a
+//! handler slot, and lets running handlers finish for up to its grace
+//! period; ractor then kills what is left, which resets those streams.
 
-use std::{marker::PhantomData, sync::Arc};
+use std::{
+    collections::HashMap,
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use libp2p::StreamProtocol;
-use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use libp2p::{PeerId, StreamProtocol};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::Semaphore;
 
-use super::request::{RequestActor, RequestArguments};
+use super::request::RequestActor;
 use crate::{
-    Protocol,
     error::ServeError,
     metrics::{Direction, RequestMetrics},
-    protocol::Config,
-    streams::{InboundStream, Route, Shared},
+    protocol::{Config, Protocol, RequestId},
+    streams::{
+        Shared,
+        admission::{InboundSink, InboundStream, Route},
+    },
 };
 
 /// What a `ProtocolActor` does.
@@ -26,65 +42,101 @@ pub enum ProtocolMessage {
     Inbound(InboundStream),
 }
 
-/// What a `ProtocolActor` starts with.
-pub struct ProtocolArguments<P> {
+/// Serves protocol `P`. Its fields are the actor's fixed settings.
+pub struct ProtocolActor<P> {
     /// The user's handler.
-    pub handler: Arc<P>,
+    pub(crate) handler: Arc<P>,
     /// The protocol's limits and timeouts.
-    pub config: Config,
+    pub(crate) config: Config,
     /// Where the actor registers its route for inbound streams.
     pub(crate) shared: Arc<Shared>,
+    /// How long a graceful stop waits for running handlers.
+    pub(crate) grace: Duration,
+}
+
+impl<P> std::fmt::Debug for ProtocolActor<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtocolActor")
+            .field("protocol", &std::any::type_name::<P>())
+            .field("config", &self.config)
+            .finish()
+    }
 }
 
 /// The state of a `ProtocolActor`.
-pub struct ProtocolState<P> {
-    handler: Arc<P>,
+#[derive(Debug)]
+pub struct ProtocolState {
+    /// Removes the route when the state is dropped, however the actor ends.
+    route: RouteGuard,
     /// Handlers running at once; admitted requests wait here for a turn.
     running: Arc<Semaphore>,
-    config: Config,
-    shared: Arc<Shared>,
-    protocol: StreamProtocol,
     metrics: RequestMetrics,
+    /// The request each running request actor serves, to name it when the
+    /// actor panics; bounded by admission.
+    requests: HashMap<ActorId, (RequestId, PeerId)>,
 }
 
-/// Serves protocol `P`.
-pub struct ProtocolActor<P>(PhantomData<fn() -> P>);
+/// The protocol's route, removed on drop.
+#[derive(Debug)]
+struct RouteGuard {
+    shared: Arc<Shared>,
+    protocol: StreamProtocol,
+    /// The route's admission permits: all back means no request is left.
+    admitted: Arc<Semaphore>,
+    capacity: usize,
+}
 
-impl<P> Default for ProtocolActor<P> {
-    fn default() -> Self {
-        Self(PhantomData)
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        self.shared.remove_route(&self.protocol);
+    }
+}
+
+/// Delivers inbound streams into the actor's mailbox.
+struct Mailbox(ActorRef<ProtocolMessage>);
+
+impl InboundSink for Mailbox {
+    fn deliver(&self, inbound: InboundStream) -> Result<(), InboundStream> {
+        self.0
+            .cast(ProtocolMessage::Inbound(inbound))
+            .map_err(|error| match error {
+                ractor::MessagingErr::SendErr(ProtocolMessage::Inbound(inbound)) => inbound,
+                _ => unreachable!("a failed cast gives its message back"),
+            })
     }
 }
 
 impl<P: Protocol> Actor for ProtocolActor<P> {
     type Msg = ProtocolMessage;
-    type State = ProtocolState<P>;
-    type Arguments = ProtocolArguments<P>;
+    type State = ProtocolState;
+    type Arguments = ();
 
     async fn pre_start(
         &self,
         myself: ActorRef<ProtocolMessage>,
-        args: ProtocolArguments<P>,
-    ) -> Result<ProtocolState<P>, ActorProcessingErr> {
+        (): (),
+    ) -> Result<ProtocolState, ActorProcessingErr> {
         let protocol = StreamProtocol::new(P::ID);
-        let config = &args.config;
+        let capacity = self.config.max_concurrent() + self.config.max_pending();
+        let admitted = Arc::new(Semaphore::new(capacity));
         let route = Route {
-            actor: myself,
-            admitted: Arc::new(Semaphore::new(
-                config.max_concurrent() + config.max_pending(),
-            )),
+            sink: Box::new(Mailbox(myself)),
+            admitted: admitted.clone(),
         };
-        if !args.shared.add_route(protocol.clone(), route) {
+        if !self.shared.add_route(protocol.clone(), route) {
             return Err(format!("protocol {protocol} is already registered").into());
         }
         tracing::info!(%protocol, "serving protocol");
         Ok(ProtocolState {
-            metrics: args.shared.metrics().requests(P::ID, Direction::Inbound),
-            running: Arc::new(Semaphore::new(args.config.max_concurrent())),
-            handler: args.handler,
-            config: args.config,
-            shared: args.shared,
-            protocol,
+            route: RouteGuard {
+                shared: self.shared.clone(),
+                protocol,
+                admitted,
+                capacity,
+            },
+            running: Arc::new(Semaphore::new(self.config.max_concurrent())),
+            metrics: self.shared.metrics().requests(P::ID, Direction::Inbound),
+            requests: HashMap::new(),
         })
     }
 
@@ -92,24 +144,26 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
         &self,
         myself: ActorRef<ProtocolMessage>,
         message: ProtocolMessage,
-        state: &mut ProtocolState<P>,
+        state: &mut ProtocolState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ProtocolMessage::Inbound(inbound) => {
-                let args = RequestArguments {
-                    handler: state.handler.clone(),
-                    config: state.config.clone(),
+                let request = RequestActor {
+                    handler: self.handler.clone(),
+                    config: self.config.clone(),
                     metrics: state.metrics.clone(),
                     running: state.running.clone(),
-                    inbound,
                 };
+                let (id, peer) = (inbound.id, inbound.peer);
                 // The permit in `inbound` bounds how many of these exist at once.
-                if let Err(error) =
-                    Actor::spawn_linked(None, RequestActor::<P>::default(), args, myself.get_cell())
-                        .await
-                {
-                    state.shared.metrics().actor_failed("request");
-                    tracing::warn!(protocol = %state.protocol, "request actor failed to start: {error}");
+                match Actor::spawn_linked(None, request, inbound, myself.get_cell()).await {
+                    Ok((actor, _)) => {
+                        state.requests.insert(actor.get_id(), (id, peer));
+                    }
+                    Err(error) => {
+                        self.shared.metrics().actor_failed("request");
+                        tracing::warn!(request = %id, protocol = P::ID, "request actor failed to start: {error}");
+                    }
                 }
             }
         }
@@ -120,32 +174,45 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
         &self,
         _myself: ActorRef<ProtocolMessage>,
         event: SupervisionEvent,
-        state: &mut ProtocolState<P>,
+        state: &mut ProtocolState,
     ) -> Result<(), ActorProcessingErr> {
         // A request actor's end never stops the protocol: that is the point.
-        if let SupervisionEvent::ActorFailed(_, error) = event {
-            state.shared.metrics().actor_failed("request");
-            let panicked;
-            let error = match error.downcast_ref::<ServeError>() {
-                Some(error) => error,
-                None => {
-                    // Not a typed failure: the actor panicked.
-                    state.metrics.outcome("panic");
-                    panicked = ServeError::Panicked {
-                        message: error.to_string(),
-                    };
-                    &panicked
-                }
-            };
-            match error {
-                ServeError::Handler(_)
-                | ServeError::HandlerDeadline(_)
-                | ServeError::Panicked { .. } => {
-                    tracing::warn!(protocol = %state.protocol, "request failed: {error}");
-                }
-                _ => tracing::debug!(protocol = %state.protocol, "request failed: {error}"),
+        let (cell, error) = match event {
+            SupervisionEvent::ActorFailed(cell, error) => (cell, error),
+            SupervisionEvent::ActorTerminated(cell, ..) => {
+                state.requests.remove(&cell.get_id());
+                return Ok(());
             }
-            state.handler.on_failure(error);
+            _ => return Ok(()),
+        };
+        let request = state.requests.remove(&cell.get_id());
+        self.shared.metrics().actor_failed("request");
+        let error = match error.downcast::<ServeError>() {
+            Ok(error) => *error,
+            Err(error) => {
+                // Not a typed failure: the actor panicked.
+                state.metrics.outcome("panic");
+                let (id, peer) = request.unwrap_or((RequestId(0), PeerId::random()));
+                ServeError::Panicked {
+                    id,
+                    peer,
+                    message: error.to_string(),
+                }
+            }
+        };
+        match error {
+            ServeError::Handler { .. }
+            | ServeError::HandlerDeadline { .. }
+            | ServeError::Panicked { .. } => {
+                tracing::warn!(protocol = P::ID, "{error}");
+            }
+            _ => tracing::debug!(protocol = P::ID, "{error}"),
+        }
+        // The user's hook: a panic in it ends this actor (and its route)
+        // with a typed reason, never the node.
+        let hook = std::panic::catch_unwind(AssertUnwindSafe(|| self.handler.on_failure(&error)));
+        if hook.is_err() {
+            return Err(format!("the on_failure hook of protocol {} panicked", P::ID).into());
         }
         Ok(())
     }
@@ -153,10 +220,30 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
     async fn post_stop(
         &self,
         _myself: ActorRef<ProtocolMessage>,
-        state: &mut ProtocolState<P>,
+        state: &mut ProtocolState,
     ) -> Result<(), ActorProcessingErr> {
-        state.shared.remove_route(&state.protocol);
-        tracing::info!(protocol = %state.protocol, "stopped serving protocol");
+        // No new streams; the requests still waiting for a slot are refused.
+        self.shared.remove_route(&state.route.protocol);
+        state.running.close();
+        let started = Instant::now();
+        let drained = tokio::time::timeout(
+            self.grace,
+            state
+                .route
+                .admitted
+                .acquire_many(state.route.capacity as u32),
+        )
+        .await;
+        match drained {
+            Ok(_) => {
+                tracing::info!(protocol = P::ID, waited = ?started.elapsed(), "stopped serving protocol")
+            }
+            Err(_) => tracing::warn!(
+                protocol = P::ID,
+                grace = ?self.grace,
+                "stopped serving protocol; handlers still running past the grace period are cut off"
+            ),
+        }
         Ok(())
     }
 }

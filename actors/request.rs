@@ -1,12 +1,14 @@
 //! `RequestActor<P>`: serves one inbound stream, then ends.
 //!
-//! It reads exactly one request frame (bounded in size and time), calls the
-//! handler under its deadline, writes the response frame and closes the
-//! stream. Any failure — a bad frame, a handler error, a panic, an overrun
-//! deadline — ends this actor alone: its stream is dropped, which resets it,
-//! and its `ProtocolActor` counts the failure and keeps serving.
+//! It waits for a handler slot, reads exactly one request frame (bounded in
+//! size and time), calls the handler under its deadline, writes the
+//! response frame and closes the stream. Any failure — a bad frame, a
+//! handler error, a panic, an overrun deadline — ends this actor alone: its
+//! stream is dropped, which resets it, and its `ProtocolActor` counts the
+//! failure and keeps serving. Each request carries the id admission gave it
+//! (`RequestContext::id`), in its span and in every log line about it.
 
-use std::{marker::PhantomData, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use futures::AsyncWriteExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -14,119 +16,136 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::{
-    Protocol, RequestContext, codec, error::ServeError, metrics::RequestMetrics, protocol::Config,
-    streams::InboundStream,
+    codec,
+    error::ServeError,
+    metrics::RequestMetrics,
+    protocol::{Config, Protocol, RequestContext},
+    streams::admission::InboundStream,
 };
 
 /// A `RequestActor` takes no messages: it serves its stream and stops.
 #[derive(Debug)]
 pub enum RequestMessage {}
 
-/// What a `RequestActor` starts with.
-pub struct RequestArguments<P> {
+/// Serves one request of protocol `P`. Its fields are the actor's fixed
+/// settings; its argument and state is the stream it serves.
+pub struct RequestActor<P> {
     /// The user's handler.
-    pub handler: Arc<P>,
+    pub(crate) handler: Arc<P>,
     /// The protocol's limits and timeouts.
-    pub config: Config,
+    pub(crate) config: Config,
     /// The protocol's inbound request metrics.
-    pub metrics: RequestMetrics,
+    pub(crate) metrics: RequestMetrics,
     /// Permits to run the handler; waited for before reading the request.
-    pub running: Arc<Semaphore>,
-    /// The stream to serve, with its capacity permit.
-    pub inbound: InboundStream,
+    pub(crate) running: Arc<Semaphore>,
 }
 
-/// Serves one request of protocol `P`.
-pub struct RequestActor<P>(PhantomData<fn() -> P>);
-
-impl<P> Default for RequestActor<P> {
-    fn default() -> Self {
-        Self(PhantomData)
+impl<P> std::fmt::Debug for RequestActor<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestActor")
+            .field("protocol", &std::any::type_name::<P>())
+            .finish()
     }
 }
 
 impl<P: Protocol> Actor for RequestActor<P> {
     type Msg = RequestMessage;
-    type State = RequestArguments<P>;
-    type Arguments = RequestArguments<P>;
+    type State = InboundStream;
+    type Arguments = InboundStream;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<RequestMessage>,
-        args: RequestArguments<P>,
-    ) -> Result<RequestArguments<P>, ActorProcessingErr> {
-        Ok(args)
+        inbound: InboundStream,
+    ) -> Result<InboundStream, ActorProcessingErr> {
+        Ok(inbound)
     }
 
     async fn post_start(
         &self,
         myself: ActorRef<RequestMessage>,
-        state: &mut RequestArguments<P>,
+        inbound: &mut InboundStream,
     ) -> Result<(), ActorProcessingErr> {
         let started = Instant::now();
-        let _in_flight = state.metrics.in_flight();
-        let span = tracing::debug_span!("request", protocol = P::ID, peer = %state.inbound.peer, outcome = tracing::field::Empty, duration_us = tracing::field::Empty);
-        let result = serve(state).instrument(span.clone()).await;
+        let _in_flight = self.metrics.in_flight();
+        let span = tracing::debug_span!("request", id = %inbound.id, protocol = P::ID, peer = %inbound.peer, outcome = tracing::field::Empty, duration_us = tracing::field::Empty);
+        let result = self.serve(inbound).instrument(span.clone()).await;
         let outcome = match &result {
             Ok(()) => "ok",
             Err(error) => error.outcome(),
         };
         span.record("outcome", outcome);
         span.record("duration_us", started.elapsed().as_micros() as u64);
-        state.metrics.finished(outcome, started.elapsed());
+        self.metrics.finished(outcome, started.elapsed());
         result?;
         myself.stop(None);
         Ok(())
     }
 }
 
-async fn serve<P: Protocol>(state: &mut RequestArguments<P>) -> Result<(), ServeError> {
-    let _turn = state
-        .running
-        .acquire()
+impl<P: Protocol> RequestActor<P> {
+    async fn serve(&self, inbound: &mut InboundStream) -> Result<(), ServeError> {
+        let id = inbound.id;
+        let peer = inbound.peer;
+        let _turn = self
+            .running
+            .acquire()
+            .await
+            .map_err(|_| ServeError::Stopping { id, peer })?;
+        let config = &self.config;
+        let body = tokio::time::timeout(
+            config.request_timeout(),
+            codec::read_frame(&mut inbound.stream, config.max_frame()),
+        )
         .await
-        .map_err(|_| ServeError::Stopping)?;
-    let config = &state.config;
-    let inbound = &mut state.inbound;
-    let body = tokio::time::timeout(
-        config.request_timeout(),
-        codec::read_frame(&mut inbound.stream, config.max_frame()),
-    )
-    .await
-    .map_err(|_| ServeError::RequestTimeout(config.request_timeout()))?
-    .map_err(ServeError::Request)?;
-    let request_len = body.len();
-    // Decoding from `Bytes` lets `bytes` fields share the frame's buffer
-    // instead of copying out of it.
-    let request = <P::Request as prost::Message>::decode(bytes::Bytes::from(body))
-        .map_err(ServeError::Decode)?;
-    let ctx = RequestContext {
-        peer: inbound.peer,
-        protocol: inbound.protocol.clone(),
-        remote_addr: Some(inbound.remote_addr.clone()),
-    };
-    let response = tokio::time::timeout(
-        config.handler_deadline(),
-        state.handler.handle(ctx, request),
-    )
-    .await
-    .map_err(|_| ServeError::HandlerDeadline(config.handler_deadline()))?
-    .map_err(ServeError::Handler)?;
-    let len = prost::Message::encoded_len(&response);
-    if len > config.max_frame() {
-        return Err(ServeError::ResponseTooLarge {
-            len,
-            max: config.max_frame(),
-        });
+        .map_err(|_| ServeError::RequestTimeout {
+            id,
+            peer,
+            timeout: config.request_timeout(),
+        })?
+        .map_err(|source| ServeError::Request { id, peer, source })?;
+        let request_len = body.len();
+        // Decoding from `Bytes` lets `bytes` fields share the frame's buffer
+        // instead of copying out of it.
+        let request = <P::Request as prost::Message>::decode(bytes::Bytes::from(body))
+            .map_err(|source| ServeError::Decode { id, peer, source })?;
+        let ctx = RequestContext {
+            id,
+            peer,
+            protocol: inbound.protocol.clone(),
+            remote_addr: Some(inbound.remote_addr.clone()),
+        };
+        let response =
+            tokio::time::timeout(config.handler_deadline(), self.handler.handle(ctx, request))
+                .await
+                .map_err(|_| ServeError::HandlerDeadline {
+                    id,
+                    peer,
+                    deadline: config.handler_deadline(),
+                })?
+                .map_err(|source| ServeError::Handler { id, peer, source })?;
+        let len = prost::Message::encoded_len(&response);
+        if len > config.max_frame() {
+            return Err(ServeError::ResponseTooLarge {
+                id,
+                peer,
+                len,
+                max: config.max_frame(),
+            });
+        }
+        let frame = codec::encode_frame(&response);
+        self.metrics.frame_bytes(request_len, frame.len());
+        let write = async {
+            codec::write_frame(&mut inbound.stream, &frame).await?;
+            inbound.stream.close().await
+        };
+        tokio::time::timeout(config.request_timeout(), write)
+            .await
+            .map_err(|_| ServeError::Respond {
+                id,
+                peer,
+                source: std::io::ErrorKind::TimedOut.into(),
+            })?
+            .map_err(|source| ServeError::Respond { id, peer, source })
     }
-    let frame = codec::encode_frame(&response);
-    state.metrics.frame_bytes(request_len, frame.len());
-    let write = async {
-        codec::write_frame(&mut inbound.stream, &frame).await?;
-        inbound.stream.close().await
-    };
-    tokio::time::timeout(config.request_timeout(), write)
-        .await
-        .map_err(|_| ServeError::Respond(std::io::ErrorKind::TimedOut.into()))?
-        .map_err(ServeError::Respond)
 }

@@ -1,49 +1,77 @@
 //! `NodeSupervisor`: the root of a node's actors.
 //!
+//! Supervision (who restarts whom):
+//!
 //! ```text
-//! NodeSupervisor                 root; or a child of the user's own supervisor
-//! ├── AddressBookActor           the one writer of the address book; reads the registry
-//! ├── SwarmActor                 owns the libp2p Swarm (its event loop is a task it owns)
-//! ├── HeartbeatActor             publishes and validates signed heartbeats (if enabled)
-//! └── ProtocolActor<P>           one per registered protocol (peer exchange is one)
-//!     └── RequestActor<P>        one per inbound stream; ends after one request
+//! NodeSupervisor                 actors/supervisor.rs; root, or a child of the user's own supervisor
+//! ├── AddressBookActor           actors/address_book.rs; the one writer of the book; reads the registry
+//! ├── SwarmActor                 actors/swarm.rs; owns the libp2p Swarm (src/swarm/) and its event loop
+//! ├── HeartbeatActor             actors/heartbeat.rs; publishes and validates signed heartbeats (if enabled)
+//! └── ProtocolActor<P>           actors/protocol.rs; one per registered protocol (peer exchange is one)
+//!     └── RequestActor<P>        actors/request.rs; one per inbound stream; ends after one request
+//! ```
+//!
+//! Data (where a request's bytes go), none of it through the swarm's event loop:
+//!
+//! ```text
+//! inbound:  connection task: src/streams/handler.rs → src/streams/admission.rs (permit or reset)
+//!           → ProtocolActor mailbox → RequestActor: read, handler, write (actors/request.rs)
+//! outbound: src/call/client.rs → src/call/connect.rs (discovery, dial via SwarmActor if needed)
+//!           → src/streams/outbound.rs → connection task: src/streams/exchange.rs (write, read)
+//! gossip:   SwarmActor's event loop → GossipPort (OutputPort) → HeartbeatActor → verdict to SwarmActor
 //! ```
 //!
 //! Failure policy, decided here and in `ProtocolActor`:
 //! - a `RequestActor` failing (handler error, panic, deadline, bad input)
 //!   resets its stream and is counted; its `ProtocolActor` keeps serving;
-//! - a `ProtocolActor` failing unregisters that protocol and is counted; the
-//!   node keeps serving the others;
-//! - the `HeartbeatActor` failing is counted and it is restarted;
+//! - a `ProtocolActor` ending in any way removes its route (the protocol is
+//!   no longer offered and can be registered again); a failure is counted;
+//! - the `HeartbeatActor` ending is counted and it is restarted, at most
+//!   [`MAX_RESTARTS`] times within [`RESTART_WINDOW`]; beyond, the node fails;
 //! - the `SwarmActor` or the `AddressBookActor` ending means the node can no
-//!   longer work: the supervisor stops, so that an embedding supervisor sees
-//!   the node fail and can restart it.
+//!   longer work: the supervisor fails, so that an embedding supervisor
+//!   receives `SupervisionEvent::ActorFailed` and can restart the node.
 //!
-//! On a graceful stop the protocols stop first (no new requests are
-//! accepted), then the heartbeat, the swarm and the address book.
+//! On a graceful stop ([`crate::Node::shutdown`]) the protocols stop first
+//! (no new requests; running handlers get the shutdown grace period), then
+//! the heartbeat, the swarm and the address book. Stopping or killing the
+//! supervisor's parent instead kills the node without that order: call
+//! `Node::shutdown` first.
 
 use std::{
-    sync::{Arc, atomic::AtomicUsize},
-    time::Duration,
+    collections::VecDeque,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
 };
 
-use libp2p::{Multiaddr, PeerId, Swarm};
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use libp2p::{Multiaddr, PeerId, gossipsub::IdentTopic};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use super::{
-    address_book::{AddressBookActor, AddressBookArguments, AddressBookMessage},
-    heartbeat::{HeartbeatActor, HeartbeatArguments, HeartbeatMessage},
-    swarm::{Behaviour, SwarmActor, SwarmArguments, SwarmMessage},
+    address_book::{AddressBookActor, AddressBookMessage},
+    heartbeat::{HeartbeatActor, HeartbeatMessage},
+    swarm::{GossipPort, SwarmActor, SwarmMessage},
 };
 use crate::{
-    address_book::{self, AddressBook},
-    heartbeat,
+    discovery::{
+        address_book::{self, AddressBook},
+        heartbeat,
+        registry::Registry,
+    },
     metrics::Metrics,
-    registry::{Gate, Registry},
+    streams::gate::Gate,
+    swarm::Built,
 };
 
-/// Time allowed to each child to stop on a graceful shutdown.
+/// Time allowed to each core child to stop on a graceful shutdown.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Restarts of the heartbeat actor allowed within [`RESTART_WINDOW`];
+/// one more fails the node.
+pub const MAX_RESTARTS: usize = 5;
+
+/// The window [`MAX_RESTARTS`] counts in: 60 s.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
 
 /// The node's long-lived actors.
 #[derive(Debug, Clone)]
@@ -56,19 +84,24 @@ pub struct NodeActors {
     pub heartbeat: Option<ActorRef<HeartbeatMessage>>,
 }
 
-/// What the `NodeSupervisor` answers.
-#[derive(Debug)]
-pub enum NodeMessage {
-    /// The node's long-lived actors.
-    Actors {
-        /// Answered with their references.
-        reply: RpcReplyPort<NodeActors>,
-    },
+/// The node's actors as they are now, shared by the supervisor (which
+/// writes it) and the node's handles; `None` before start and after stop.
+pub(crate) type ActorsCell = Arc<RwLock<Option<NodeActors>>>;
+
+impl NodeActors {
+    pub(crate) fn cell() -> ActorsCell {
+        Arc::new(RwLock::new(None))
+    }
 }
 
-/// What the `NodeSupervisor` starts with.
-pub struct NodeArguments {
-    pub(crate) swarm: Swarm<Behaviour>,
+/// The `NodeSupervisor` takes no messages: its children and the shared
+/// actors cell are its whole interface.
+#[derive(Debug)]
+pub enum NodeMessage {}
+
+/// The root of a node's actors. Its fields are the actor's fixed settings;
+/// its argument is the built, listening swarm.
+pub struct NodeSupervisor {
     pub(crate) local_peer: PeerId,
     pub(crate) listen_addrs: Vec<Multiaddr>,
     pub(crate) book: AddressBook,
@@ -79,62 +112,69 @@ pub struct NodeArguments {
     pub(crate) bootstrap: Vec<(PeerId, Multiaddr)>,
     pub(crate) min_peers: usize,
     pub(crate) metrics: Metrics,
+    /// Where the swarm publishes received GossipSub messages.
+    pub(crate) gossip: GossipPort,
+    /// How long protocols let running handlers finish on shutdown.
+    pub(crate) shutdown_grace: Duration,
+    /// Written here, read by the node's handles.
+    pub(crate) actors: ActorsCell,
 }
 
-/// The state of the supervisor.
+impl std::fmt::Debug for NodeSupervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeSupervisor")
+            .field("local_peer", &self.local_peer)
+            .finish()
+    }
+}
+
+/// The state of the supervisor: what changes.
+#[derive(Debug)]
 pub struct NodeState {
     actors: NodeActors,
-    heartbeat_args: Option<(heartbeat::Config, Vec<Multiaddr>)>,
-    local_peer: PeerId,
-    metrics: Metrics,
+    /// When the heartbeat actor was restarted, within the last window.
+    restarts: VecDeque<Instant>,
 }
-
-/// The root of a node's actors.
-pub struct NodeSupervisor;
 
 impl Actor for NodeSupervisor {
     type Msg = NodeMessage;
     type State = NodeState;
-    type Arguments = NodeArguments;
+    type Arguments = Built;
 
     async fn pre_start(
         &self,
         myself: ActorRef<NodeMessage>,
-        args: NodeArguments,
+        swarm: Built,
     ) -> Result<NodeState, ActorProcessingErr> {
-        let book = AddressBookArguments {
-            book: args.book.clone(),
-            config: args.book_config,
-            registry: args.registry,
-            gate: args.gate,
-            local_peer: args.local_peer,
-            metrics: args.metrics.clone(),
+        let book = AddressBookActor {
+            book: self.book.clone(),
+            config: self.book_config.clone(),
+            registry: self.registry.clone(),
+            gate: self.gate.clone(),
+            local_peer: self.local_peer,
+            metrics: self.metrics.clone(),
         };
-        let (address_book, _) =
-            Actor::spawn_linked(None, AddressBookActor, book, myself.get_cell()).await?;
-        let swarm_args = SwarmArguments {
-            swarm: args.swarm,
+        let (address_book, _) = Actor::spawn_linked(None, book, (), myself.get_cell()).await?;
+        let swarm_actor = SwarmActor {
             address_book: address_book.clone(),
-            book: args.book.clone(),
-            min_peers: args.min_peers,
-            metrics: args.metrics.clone(),
+            book: self.book.clone(),
+            min_peers: self.min_peers,
+            gossip: self.gossip.clone(),
+            metrics: self.metrics.clone(),
         };
-        let (swarm, _) =
-            Actor::spawn_linked(None, SwarmActor, swarm_args, myself.get_cell()).await?;
+        let (swarm, _) = Actor::spawn_linked(None, swarm_actor, swarm, myself.get_cell()).await?;
         let mut state = NodeState {
             actors: NodeActors {
                 swarm,
                 address_book,
                 heartbeat: None,
             },
-            heartbeat_args: args.heartbeat.map(|c| (c, args.listen_addrs)),
-            local_peer: args.local_peer,
-            metrics: args.metrics,
+            restarts: VecDeque::new(),
         };
-        state.start_heartbeat(&myself).await?;
-        if !args.bootstrap.is_empty() {
+        self.start_heartbeat(&myself, &mut state).await?;
+        if !self.bootstrap.is_empty() {
             state.actors.swarm.cast(SwarmMessage::Bootstrap {
-                peers: args.bootstrap,
+                peers: self.bootstrap.clone(),
             })?;
         }
         Ok(state)
@@ -144,14 +184,9 @@ impl Actor for NodeSupervisor {
         &self,
         _myself: ActorRef<NodeMessage>,
         message: NodeMessage,
-        state: &mut NodeState,
+        _state: &mut NodeState,
     ) -> Result<(), ActorProcessingErr> {
-        match message {
-            NodeMessage::Actors { reply } => {
-                let _ = reply.send(state.actors.clone());
-            }
-        }
-        Ok(())
+        match message {}
     }
 
     async fn handle_supervisor_evt(
@@ -160,9 +195,9 @@ impl Actor for NodeSupervisor {
         event: SupervisionEvent,
         state: &mut NodeState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, failure) = match event {
-            SupervisionEvent::ActorFailed(cell, error) => (cell, Some(error.to_string())),
-            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
+        let (cell, ended) = match event {
+            SupervisionEvent::ActorFailed(cell, error) => (cell, Ended::Failed(error.to_string())),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, Ended::Stopped(reason)),
             _ => return Ok(()),
         };
         let actors = &state.actors;
@@ -172,25 +207,42 @@ impl Actor for NodeSupervisor {
             } else {
                 "address_book"
             };
-            if failure.is_some() {
-                state.metrics.actor_failed(which);
-            }
-            tracing::error!(
-                actor = which,
-                ?failure,
-                "a core actor ended, stopping the node"
-            );
-            myself.stop(Some(format!("the {which} actor ended")));
-        } else if actors.heartbeat.as_ref().is_some_and(|h| is(&cell, h)) {
+            self.metrics.actor_failed(which);
+            tracing::error!(actor = which, "a core actor {ended}: the node fails");
+            // An error here fails the supervisor: its own supervisor gets
+            // `ActorFailed`, not a normal termination.
+            return Err(format!("the {which} actor {ended}").into());
+        }
+        if actors.heartbeat.as_ref().is_some_and(|h| is(&cell, h)) {
             state.actors.heartbeat = None;
-            if let Some(error) = failure {
-                state.metrics.actor_failed("heartbeat");
-                tracing::warn!("the heartbeat actor failed, restarting it: {error}");
-                state.start_heartbeat(&myself).await?;
-                state.metrics.actor_restarted("heartbeat");
+            self.publish_actors(&state.actors);
+            self.metrics.actor_failed("heartbeat");
+            let now = Instant::now();
+            while state
+                .restarts
+                .front()
+                .is_some_and(|at| now.duration_since(*at) > RESTART_WINDOW)
+            {
+                state.restarts.pop_front();
             }
-        } else if let Some(error) = failure {
-            state.metrics.actor_failed("protocol");
+            if state.restarts.len() >= MAX_RESTARTS {
+                tracing::error!(
+                    "the heartbeat actor {ended}, past its restart budget: the node fails"
+                );
+                return Err(format!(
+                    "the heartbeat actor {ended}, after {MAX_RESTARTS} restarts within {RESTART_WINDOW:?}"
+                )
+                .into());
+            }
+            tracing::warn!("the heartbeat actor {ended}; restarting it");
+            state.restarts.push_back(now);
+            self.start_heartbeat(&myself, state).await?;
+            self.metrics.actor_restarted("heartbeat");
+            return Ok(());
+        }
+        // A protocol actor: its route went with it.
+        if let Ended::Failed(error) = ended {
+            self.metrics.actor_failed("protocol");
             tracing::error!("a protocol actor failed; its protocol is no longer served: {error}");
         }
         Ok(())
@@ -201,52 +253,80 @@ impl Actor for NodeSupervisor {
         myself: ActorRef<NodeMessage>,
         state: &mut NodeState,
     ) -> Result<(), ActorProcessingErr> {
-        // Protocols first, so no request starts on a node going down.
+        *self.actors.write().expect("actors lock poisoned") = None;
+        // Protocols first, so no request starts on a node going down; each
+        // lets its running handlers finish within the grace period.
         let core = [
             state.actors.heartbeat.as_ref().map(|h| h.get_cell()),
             Some(state.actors.swarm.get_cell()),
             Some(state.actors.address_book.get_cell()),
         ];
-        for child in myself.get_children() {
-            if !core.iter().flatten().any(|c| c.get_id() == child.get_id()) {
-                let _ = child.stop_and_wait(None, Some(STOP_TIMEOUT)).await;
-            }
-        }
+        let protocols: Vec<ActorCell> = myself
+            .get_children()
+            .into_iter()
+            .filter(|child| !core.iter().flatten().any(|c| c.get_id() == child.get_id()))
+            .collect();
+        let grace = self.shutdown_grace + STOP_TIMEOUT;
+        futures::future::join_all(
+            protocols
+                .iter()
+                .map(|protocol| protocol.stop_and_wait(None, Some(grace))),
+        )
+        .await;
         for cell in core.into_iter().flatten() {
             let _ = cell.stop_and_wait(None, Some(STOP_TIMEOUT)).await;
         }
-        tracing::info!(peer = %state.local_peer, "node stopped");
+        tracing::info!(peer = %self.local_peer, "node stopped");
         Ok(())
     }
 }
 
-impl NodeState {
+/// How a child ended.
+enum Ended {
+    Failed(String),
+    Stopped(Option<String>),
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Failed(error) => write!(f, "failed: {error}"),
+            Ended::Stopped(Some(reason)) => write!(f, "stopped: {reason}"),
+            Ended::Stopped(None) => f.write_str("stopped"),
+        }
+    }
+}
+
+impl NodeSupervisor {
+    /// Starts the heartbeat actor, if heartbeats are on, and subscribes it
+    /// to the heartbeat topic's gossip.
     async fn start_heartbeat(
-        &mut self,
+        &self,
         myself: &ActorRef<NodeMessage>,
+        state: &mut NodeState,
     ) -> Result<(), ActorProcessingErr> {
-        let Some((config, addresses)) = &self.heartbeat_args else {
-            return Ok(());
-        };
-        let pending = Arc::new(AtomicUsize::new(0));
-        let args = HeartbeatArguments {
-            config: config.clone(),
-            local_peer: self.local_peer,
-            addresses: addresses.clone(),
-            swarm: self.actors.swarm.clone(),
-            address_book: self.actors.address_book.clone(),
-            pending: pending.clone(),
-            metrics: self.metrics.clone(),
-        };
-        let (heartbeat, _) =
-            Actor::spawn_linked(None, HeartbeatActor, args, myself.get_cell()).await?;
-        self.actors.swarm.cast(SwarmMessage::RouteHeartbeats {
-            topic: heartbeat::topic(config.subnet_id()),
-            actor: heartbeat.clone(),
-            pending,
-        })?;
-        self.actors.heartbeat = Some(heartbeat);
+        if let Some(config) = &self.heartbeat {
+            let actor = HeartbeatActor {
+                config: config.clone(),
+                local_peer: self.local_peer,
+                addresses: self.listen_addrs.clone(),
+                swarm: state.actors.swarm.clone(),
+                address_book: state.actors.address_book.clone(),
+                metrics: self.metrics.clone(),
+            };
+            let (heartbeat, _) = Actor::spawn_linked(None, actor, (), myself.get_cell()).await?;
+            let topic = IdentTopic::new(heartbeat::topic(config.subnet_id())).hash();
+            self.gossip.subscribe(heartbeat.clone(), move |message| {
+                (message.topic == topic).then(|| HeartbeatMessage::Received(Box::new(message)))
+            });
+            state.actors.heartbeat = Some(heartbeat);
+        }
+        self.publish_actors(&state.actors);
         Ok(())
+    }
+
+    fn publish_actors(&self, actors: &NodeActors) {
+        *self.actors.write().expect("actors lock poisoned") = Some(actors.clone());
     }
 }
 

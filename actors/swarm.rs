@@ -1,48 +1,37 @@
-//! `SwarmActor`: the only owner of the libp2p `Swarm`.
+//! `SwarmActor`: the only owner of the libp2p `Swarm` (built in
+//! `src/swarm/`).
 //!
 //! The swarm is polled by an event loop in a task the actor owns; the actor
 //! forwards its typed messages to that loop through a bounded channel. The
-//! loop never waits on another actor: it only casts (to the address book
-//! and heartbeat actors) and answers reply ports. Stream bytes do not pass
-//! through here: see `src/streams.rs` for how streams reach protocols and
+//! loop never waits on another actor: it only casts to the address book,
+//! answers reply ports, and publishes each GossipSub message it receives on
+//! an output port ([`GossipMessage`]) that consumers, such as the heartbeat
+//! actor, subscribe to; it does not know them. Stream bytes do not pass
+//! through here: see `src/streams/` for how streams reach protocols and
 //! callers directly.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, connection_limits,
-    core::upgrade,
-    gossipsub, identify,
-    identity::Keypair,
-    kad::{self, store::MemoryStore},
-    ping,
+    Multiaddr, PeerId, Swarm, gossipsub, identify, kad,
     swarm::{
-        DialError, NetworkBehaviour, SwarmEvent,
-        behaviour::toggle::Toggle,
+        DialError, SwarmEvent,
         dial_opts::{DialOpts, PeerCondition},
     },
-    tcp, yamux,
 };
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::{sync::mpsc, task::JoinHandle};
+use ractor::{Actor, ActorProcessingErr, ActorRef, OutputPort, RpcReplyPort};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
+    task::JoinHandle,
+};
 
-use super::heartbeat::MAX_PENDING_VALIDATIONS;
-use super::{address_book::AddressBookMessage, heartbeat::HeartbeatMessage};
+use super::address_book::AddressBookMessage;
 use crate::{
-    StartError,
-    address_book::{AddressBook, Source},
-    registry::Gate,
-    security::NamedNoise,
-    streams,
-    woken::Woken,
+    discovery::address_book::{AddressBook, Source},
+    metrics::Metrics,
+    swarm::{Behaviour, BehaviourEvent, Built},
 };
 
 /// Messages queued for the event loop before senders wait.
@@ -54,144 +43,32 @@ const MAX_DIAL_WAITERS: usize = 4096;
 /// Kademlia lookups under way at once; more are answered empty at once.
 const MAX_LOOKUPS: usize = 256;
 
-/// Identify protocol version announced by nodes.
-const IDENTIFY_PROTOCOL: &str = "/subnet/1.0.0";
+/// GossipSub messages awaiting a verdict at once; more are ignored unread
+/// (and counted as `overloaded` heartbeat rejections).
+pub const MAX_PENDING_GOSSIP: usize = 1024;
 
-/// Largest GossipSub message: 64 KiB.
-const MAX_GOSSIP_SIZE: usize = 64 * 1024;
-
-/// The libp2p behaviours of a node.
-#[derive(NetworkBehaviour)]
-#[allow(missing_docs)]
-pub(crate) struct Behaviour {
-    /// First, so that a connection over a limit is denied before any other
-    /// behaviour sets up state for it.
-    pub(crate) limits: connection_limits::Behaviour,
-    pub(crate) streams: streams::Behaviour,
-    // The others are polled only when woken (see `src/woken.rs`): most of a
-    // connection's wake-ups are for its request streams.
-    pub(crate) identify: Woken<identify::Behaviour>,
-    pub(crate) ping: Woken<ping::Behaviour>,
-    pub(crate) gossipsub: Woken<gossipsub::Behaviour>,
-    pub(crate) kademlia: Woken<Toggle<kad::Behaviour<MemoryStore>>>,
+/// A GossipSub message received on a subscribed topic, published on the
+/// swarm's output port. Whoever validates its topic reports a verdict with
+/// [`SwarmMessage::ReportValidation`].
+#[derive(Debug, Clone)]
+pub struct GossipMessage {
+    /// The topic it was published on.
+    pub topic: gossipsub::TopicHash,
+    /// GossipSub's id for it, to report the verdict.
+    pub message_id: gossipsub::MessageId,
+    /// The peer that forwarded it.
+    pub propagation_source: PeerId,
+    /// The verified signer, if any.
+    pub signer: Option<PeerId>,
+    /// The message's data.
+    pub data: Bytes,
+    /// Held until every copy of the message is dropped: bounds the messages
+    /// in flight to [`MAX_PENDING_GOSSIP`].
+    _pending: Arc<OwnedSemaphorePermit>,
 }
 
-/// How to build a node's swarm.
-pub(crate) struct SwarmOptions {
-    pub(crate) keypair: Keypair,
-    pub(crate) shared: Arc<streams::Shared>,
-    pub(crate) address_book: AddressBook,
-    pub(crate) gate: Gate,
-    pub(crate) idle_connection_timeout: Duration,
-    /// The subnet's id: names the Kademlia protocol.
-    pub(crate) subnet_id: u64,
-    pub(crate) kademlia: bool,
-    /// GossipSub's own heartbeat (mesh maintenance).
-    pub(crate) gossip_heartbeat: Duration,
-    /// Topics to subscribe to.
-    pub(crate) topics: Vec<String>,
-    /// Names Noise is offered under.
-    pub(crate) noise_names: Vec<&'static str>,
-    /// GossipSub's protocol id, if not libp2p's default (`/meshsub/1.x`).
-    pub(crate) gossipsub_protocol: Option<String>,
-    /// Established inbound connections accepted at most.
-    pub(crate) max_inbound_connections: u32,
-    /// Multistream-select V1-lazy for outbound streams.
-    pub(crate) lazy_negotiation: bool,
-}
-
-/// Connections being set up from remote peers at once.
-const MAX_PENDING_INBOUND: u32 = 64;
-/// Established connections to one peer at most.
-const MAX_CONNECTIONS_PER_PEER: u32 = 4;
-
-/// Builds a swarm: TCP + Noise + yamux and QUIC, with identify, ping,
-/// GossipSub (signed, strict, application-validated) and, if asked,
-/// Kademlia in server mode under the subnet's own protocol name.
-pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartError> {
-    let transport = |e: &dyn std::fmt::Display| StartError::Transport(e.to_string().into());
-    // Keep messages cached for at least 5 s whatever the mesh heartbeat, so
-    // that a validation verdict never arrives after its message was evicted.
-    let history = (5_000 / options.gossip_heartbeat.as_millis().max(1)).max(5) as usize;
-    let mut gossip_config = gossipsub::ConfigBuilder::default();
-    if let Some(protocol) = &options.gossipsub_protocol {
-        gossip_config.protocol_id(protocol.clone(), gossipsub::Version::V1_1);
-    }
-    let gossip_config = gossip_config
-        .validation_mode(gossipsub::ValidationMode::Strict)
-        .validate_messages()
-        .heartbeat_interval(options.gossip_heartbeat)
-        .history_length(history)
-        .max_transmit_size(MAX_GOSSIP_SIZE)
-        .build()
-        .map_err(|e| transport(&e))?;
-    let mut swarm = SwarmBuilder::with_existing_identity(options.keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            |key: &Keypair| NamedNoise::new(key, options.noise_names.clone()),
-            yamux::Config::default,
-        )
-        .map_err(|e| transport(&e))?
-        .with_quic()
-        .with_behaviour(|key| {
-            let peer = key.public().to_peer_id();
-            let kademlia = options.kademlia.then(|| {
-                let protocol = format!("/subnet/{}/kad/1.0.0", options.subnet_id);
-                let protocol = StreamProtocol::try_from_owned(protocol).expect("starts with /");
-                let mut kad = kad::Behaviour::with_config(
-                    peer,
-                    MemoryStore::new(peer),
-                    kad::Config::new(protocol),
-                );
-                kad.set_mode(Some(kad::Mode::Server));
-                kad
-            });
-            let limits = connection_limits::ConnectionLimits::default()
-                .with_max_pending_incoming(Some(MAX_PENDING_INBOUND))
-                .with_max_established_incoming(Some(options.max_inbound_connections))
-                .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER));
-            Ok(Behaviour {
-                limits: connection_limits::Behaviour::new(limits),
-                streams: streams::Behaviour::new(
-                    options.shared.clone(),
-                    options.address_book.clone(),
-                    options.gate.clone(),
-                ),
-                identify: Woken::new(identify::Behaviour::new(identify::Config::new(
-                    IDENTIFY_PROTOCOL.into(),
-                    key.public(),
-                ))),
-                ping: Woken::new(ping::Behaviour::default()),
-                gossipsub: Woken::new(gossipsub::Behaviour::new(
-                    gossipsub::MessageAuthenticity::Signed(key.clone()),
-                    gossip_config,
-                )?),
-                kademlia: Woken::new(kademlia.into()),
-            })
-        })
-        .map_err(|e| transport(&e))?
-        .with_swarm_config(|c| {
-            let c = c.with_idle_connection_timeout(options.idle_connection_timeout);
-            if options.lazy_negotiation {
-                // Outbound streams send their first bytes with the protocol
-                // proposal; a refusal surfaces at the first read (see
-                // `codec::is_unsupported`).
-                c.with_substream_upgrade_protocol_override(upgrade::Version::V1Lazy)
-            } else {
-                c
-            }
-        })
-        .build();
-    for topic in &options.topics {
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .subscribe(&gossipsub::IdentTopic::new(topic))
-            .map_err(|e| transport(&e))?;
-    }
-    Ok(swarm)
-}
+/// The port the swarm publishes received GossipSub messages on.
+pub type GossipPort = Arc<OutputPort<GossipMessage>>;
 
 /// The result of a dial request.
 pub type DialResult = Result<(), Arc<DialError>>;
@@ -241,15 +118,6 @@ pub enum SwarmMessage {
         /// The verdict.
         acceptance: gossipsub::MessageAcceptance,
     },
-    /// Forward messages of `topic` to `actor` for validation.
-    RouteHeartbeats {
-        /// The heartbeat topic.
-        topic: String,
-        /// The heartbeat actor.
-        actor: ActorRef<HeartbeatMessage>,
-        /// Validations the actor has not finished; bounded by the loop.
-        pending: Arc<AtomicUsize>,
-    },
     /// The addresses the node listens on.
     ListenAddrs {
         /// Answered with the current listen addresses.
@@ -262,59 +130,66 @@ pub enum SwarmMessage {
     },
 }
 
-/// What the `SwarmActor` starts with.
-pub struct SwarmArguments {
-    /// A built swarm whose listeners are already bound.
-    pub(crate) swarm: Swarm<Behaviour>,
+/// How often the loop checks that it has `min_peers` connections.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Owns the swarm. Its fields are the actor's fixed settings; the swarm
+/// itself is its argument.
+#[derive(Debug)]
+pub struct SwarmActor {
     /// Where learned addresses and dial outcomes go.
     pub(crate) address_book: ActorRef<AddressBookMessage>,
     /// The address book's read view, to pick peers to connect to.
     pub(crate) book: AddressBook,
     /// Connections the node keeps at least, dialing known peers (0: off).
     pub(crate) min_peers: usize,
+    /// Where received GossipSub messages are published.
+    pub(crate) gossip: GossipPort,
     /// The node's metrics.
-    pub(crate) metrics: crate::metrics::Metrics,
+    pub(crate) metrics: Metrics,
 }
 
-/// How often the loop checks that it has `min_peers` connections.
-const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
-
 /// The actor's state: the loop's command channel and task.
+#[derive(Debug)]
 pub struct SwarmState {
     commands: mpsc::Sender<SwarmMessage>,
     event_loop: JoinHandle<()>,
 }
 
-/// Owns the swarm.
-pub struct SwarmActor;
-
 impl Actor for SwarmActor {
     type Msg = SwarmMessage;
     type State = SwarmState;
-    type Arguments = SwarmArguments;
+    /// A built swarm whose listeners are already bound.
+    type Arguments = Built;
 
     async fn pre_start(
         &self,
         myself: ActorRef<SwarmMessage>,
-        args: SwarmArguments,
+        swarm: Built,
     ) -> Result<SwarmState, ActorProcessingErr> {
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
         let event_loop = EventLoop {
-            swarm: args.swarm,
+            swarm: swarm.0,
             commands: receiver,
-            address_book: args.address_book,
+            address_book: self.address_book.clone(),
             dials: HashMap::new(),
             lookups: HashMap::new(),
-            heartbeats: None,
-            book: args.book,
-            min_peers: args.min_peers,
-            metrics: args.metrics,
+            gossip: self.gossip.clone(),
+            pending_gossip: Arc::new(Semaphore::new(MAX_PENDING_GOSSIP)),
+            book: self.book.clone(),
+            min_peers: self.min_peers,
+            metrics: self.metrics.clone(),
             unsent: None,
         };
         let event_loop = tokio::spawn(async move {
-            event_loop.run().await;
-            // The loop only ends when the swarm does: fail the actor.
-            myself.stop(Some("the swarm event loop ended".into()));
+            let ended = AssertUnwindSafe(event_loop.run()).catch_unwind().await;
+            // The loop only ends when the swarm does, or panics: either way
+            // the actor ends, and its supervisor treats that as a failure.
+            let reason = match ended {
+                Ok(()) => "the swarm event loop ended".to_owned(),
+                Err(_) => "the swarm event loop panicked".to_owned(),
+            };
+            myself.stop(Some(reason));
         });
         Ok(SwarmState {
             commands,
@@ -344,12 +219,6 @@ impl Drop for SwarmState {
     }
 }
 
-struct HeartbeatRoute {
-    topic: gossipsub::TopicHash,
-    actor: ActorRef<HeartbeatMessage>,
-    pending: Arc<AtomicUsize>,
-}
-
 /// The task that polls the swarm and applies commands.
 struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -357,10 +226,12 @@ struct EventLoop {
     address_book: ActorRef<AddressBookMessage>,
     dials: HashMap<PeerId, Vec<RpcReplyPort<DialResult>>>,
     lookups: HashMap<kad::QueryId, (PeerId, RpcReplyPort<Vec<Multiaddr>>)>,
-    heartbeats: Option<HeartbeatRoute>,
+    gossip: GossipPort,
+    /// Permits of GossipSub messages awaiting a verdict.
+    pending_gossip: Arc<Semaphore>,
     book: AddressBook,
     min_peers: usize,
-    metrics: crate::metrics::Metrics,
+    metrics: Metrics,
     /// The last retained message that could not be published because no
     /// peer had subscribed to its topic yet (a node's first heartbeat):
     /// published as soon as one does, not a whole interval later.
@@ -402,6 +273,7 @@ impl EventLoop {
             .collect();
         for peer in candidates {
             let opts = DialOpts::peer_id(peer)
+                .addresses(self.book.addresses(&peer))
                 .condition(PeerCondition::DisconnectedAndNotDialing)
                 .build();
             let _ = self.swarm.dial(opts);
@@ -448,17 +320,6 @@ impl EventLoop {
                     .behaviour_mut()
                     .gossipsub
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
-            }
-            SwarmMessage::RouteHeartbeats {
-                topic,
-                actor,
-                pending,
-            } => {
-                self.heartbeats = Some(HeartbeatRoute {
-                    topic: gossipsub::IdentTopic::new(topic).hash(),
-                    actor,
-                    pending,
-                });
             }
             SwarmMessage::ListenAddrs { reply } => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
@@ -625,34 +486,16 @@ impl EventLoop {
         }
     }
 
+    /// Publishes a received message on the gossip port, or, with too many
+    /// awaiting a verdict already, ignores it unread.
     fn on_gossip(
         &mut self,
         propagation_source: PeerId,
         message_id: gossipsub::MessageId,
         message: gossipsub::Message,
     ) {
-        let routed = self.heartbeats.as_ref().and_then(|route| {
-            if route.topic != message.topic {
-                return None;
-            }
-            // Bound the validations in flight: beyond, ignore unread.
-            if route.pending.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING_VALIDATIONS {
-                route.pending.fetch_sub(1, Ordering::Relaxed);
-                return None;
-            }
-            let sent = route.actor.cast(HeartbeatMessage::Received {
-                message_id: message_id.clone(),
-                propagation_source,
-                signer: message.source,
-                data: message.data,
-            });
-            if sent.is_err() {
-                route.pending.fetch_sub(1, Ordering::Relaxed);
-            }
-            sent.ok()
-        });
-        if routed.is_none() {
-            // No one validates this topic here (or too many wait): ignore it.
+        let Ok(permit) = self.pending_gossip.clone().try_acquire_owned() else {
+            self.metrics.heartbeat_rejected("overloaded");
             self.swarm
                 .behaviour_mut()
                 .gossipsub
@@ -661,7 +504,16 @@ impl EventLoop {
                     &propagation_source,
                     gossipsub::MessageAcceptance::Ignore,
                 );
-        }
+            return;
+        };
+        self.gossip.send(GossipMessage {
+            topic: message.topic,
+            message_id,
+            propagation_source,
+            signer: message.source,
+            data: Bytes::from(message.data),
+            _pending: Arc::new(permit),
+        });
     }
 
     fn on_lookup(&mut self, id: kad::QueryId, result: kad::GetClosestPeersResult, last: bool) {

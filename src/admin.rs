@@ -5,8 +5,9 @@
 //! address (the operator's own machine), and refuses everyone else.
 
 use crate::{
-    HandlerError, Protocol, RequestContext,
-    address_book::{AddressBook, is_loopback},
+    discovery::address_book::{AddressBook, is_loopback},
+    error::HandlerError,
+    protocol::{Protocol, RequestContext},
 };
 
 include!(concat!(env!("OUT_DIR"), "/subnet.admin.rs"));

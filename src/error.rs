@@ -1,11 +1,12 @@
 //! Errors, one enum per operation: starting a node, registering a protocol,
-//! calling a peer, and serving an inbound request.
+//! and serving an inbound request (with the error a handler returns).
+//! A call's errors are the call's own: `src/call/error.rs`.
 
-use std::{io, sync::Arc, time::Duration};
+use std::{error::Error as StdError, fmt, io, time::Duration};
 
-use libp2p::{Multiaddr, PeerId, StreamProtocol, TransportError, swarm::DialError};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, TransportError};
 
-use crate::{HandlerError, codec::FrameError, destination::DestinationError};
+use crate::{codec::FrameError, protocol::RequestId};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -73,203 +74,169 @@ pub enum RegisterError {
     Spawn(#[from] ractor::SpawnErr),
 }
 
-/// The phase of a call that ran out of time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Connecting to the peer.
-    Dial,
-    /// Opening the stream and negotiating the protocol.
-    Open,
-    /// Sending the request.
-    Write,
-    /// Waiting for and reading the response.
-    Read,
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Phase::Dial => "dialing the peer",
-            Phase::Open => "opening the stream",
-            Phase::Write => "sending the request",
-            Phase::Read => "waiting for the response",
-        })
-    }
-}
-
-/// Why a call failed. Every call ends in a response or one of these.
+/// Why serving one inbound request failed. The stream is reset and the
+/// failure counted; the node keeps serving. Each names the request's id
+/// (as in `RequestContext::id` and the request's span) and its peer.
 #[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// The destination could not be understood.
-    #[error("invalid destination: {0}")]
-    InvalidDestination(#[from] DestinationError),
-    /// No address is known for the peer, and none was given.
-    #[error("no address is known for peer {peer}")]
-    NoAddress {
-        /// The peer.
-        peer: PeerId,
-    },
-    /// Connecting to the peer failed.
-    #[error("dialing {peer} failed: {source}")]
-    DialFailed {
-        /// The peer.
-        peer: PeerId,
-        /// The swarm's error, naming each address tried.
-        source: Arc<DialError>,
-    },
-    /// The peer does not speak the protocol.
-    #[error("peer {peer} does not support protocol {protocol}")]
-    Unsupported {
-        /// The peer.
-        peer: PeerId,
-        /// The protocol asked for.
-        protocol: StreamProtocol,
-    },
-    /// The call ran out of time.
-    #[error("the call to {peer} timed out after {timeout:?} while {phase}")]
-    Timeout {
-        /// The peer.
-        peer: PeerId,
-        /// What the call was doing.
-        phase: Phase,
-        /// The call timeout.
-        timeout: Duration,
-    },
-    /// The connection failed while opening the stream.
-    #[error("opening a stream to {peer} failed: {source}")]
-    Open {
-        /// The peer.
-        peer: PeerId,
-        /// The failure.
-        source: io::Error,
-    },
-    /// The request exceeds the protocol's maximum frame size.
-    #[error("the request is {len} bytes, more than the maximum frame of {max} bytes")]
-    RequestTooLarge {
-        /// Size of the encoded request.
-        len: usize,
-        /// The maximum frame size.
-        max: usize,
-    },
-    /// Sending the request failed.
-    #[error("sending the request to {peer} failed: {source}")]
-    Write {
-        /// The peer.
-        peer: PeerId,
-        /// The failure.
-        source: io::Error,
-    },
-    /// The remote closed or reset the stream without answering. The wire
-    /// format has no error frame, so this is how a peer refuses a request
-    /// (for example over capacity) or reports that its handler failed.
-    #[error(
-        "{peer} closed the stream without answering: it refused the request (e.g. over capacity) or its handler failed"
-    )]
-    Refused {
-        /// The peer.
-        peer: PeerId,
-    },
-    /// The response frame is malformed: too large, a bad length prefix, or
-    /// cut short by the remote.
-    #[error("the response from {peer} is malformed: {source}")]
-    MalformedResponse {
-        /// The peer.
+pub enum ServeError {
+    /// The request frame could not be read.
+    #[error("request {id} from {peer}: reading the request failed: {source}")]
+    Request {
+        /// The request.
+        id: RequestId,
+        /// The caller.
         peer: PeerId,
         /// What was wrong with the frame.
         source: FrameError,
     },
-    /// The response frame is not the protocol's protobuf message.
-    #[error("the response from {peer} is not a valid protobuf message: {source}")]
+    /// The request did not arrive in time.
+    #[error("request {id} from {peer}: the request did not arrive within {timeout:?}")]
+    RequestTimeout {
+        /// The request.
+        id: RequestId,
+        /// The caller.
+        peer: PeerId,
+        /// The protocol's request timeout.
+        timeout: Duration,
+    },
+    /// The request frame is not the protocol's protobuf message.
+    #[error("request {id} from {peer}: the request is not a valid protobuf message: {source}")]
     Decode {
-        /// The peer.
+        /// The request.
+        id: RequestId,
+        /// The caller.
         peer: PeerId,
         /// The decoder's complaint.
         source: prost::DecodeError,
     },
-    /// The node is shutting down or has stopped.
-    #[error("the node has stopped")]
-    NodeStopped,
-}
-
-impl From<std::convert::Infallible> for CallError {
-    fn from(never: std::convert::Infallible) -> Self {
-        match never {}
-    }
-}
-
-impl CallError {
-    /// A short, bounded label for metrics.
-    pub(crate) fn outcome(&self) -> &'static str {
-        match self {
-            CallError::InvalidDestination(_) => "invalid_destination",
-            CallError::NoAddress { .. } => "no_address",
-            CallError::DialFailed { .. } => "dial_failed",
-            CallError::Unsupported { .. } => "unsupported",
-            CallError::Timeout { .. } => "timeout",
-            CallError::Open { .. } | CallError::Write { .. } => "io",
-            CallError::RequestTooLarge { .. } => "too_large",
-            CallError::Refused { .. } => "refused",
-            CallError::MalformedResponse { .. } | CallError::Decode { .. } => "malformed",
-            CallError::NodeStopped => "stopped",
-        }
-    }
-}
-
-/// Why serving one inbound request failed. The stream is reset and the
-/// failure counted; the node keeps serving.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The request frame could not be read.
-    #[error("reading the request failed: {0}")]
-    Request(#[source] FrameError),
-    /// The request did not arrive in time.
-    #[error("the request did not arrive within {0:?}")]
-    RequestTimeout(Duration),
-    /// The request frame is not the protocol's protobuf message.
-    #[error("the request is not a valid protobuf message: {0}")]
-    Decode(#[source] prost::DecodeError),
     /// The handler returned an error.
-    #[error("the handler failed: {0}")]
-    Handler(#[source] HandlerError),
+    #[error("request {id} from {peer}: the handler failed: {source}")]
+    Handler {
+        /// The request.
+        id: RequestId,
+        /// The caller.
+        peer: PeerId,
+        /// The handler's error.
+        source: HandlerError,
+    },
     /// The handler did not finish before its deadline.
-    #[error("the handler overran its deadline of {0:?}")]
-    HandlerDeadline(Duration),
+    #[error("request {id} from {peer}: the handler overran its deadline of {deadline:?}")]
+    HandlerDeadline {
+        /// The request.
+        id: RequestId,
+        /// The caller.
+        peer: PeerId,
+        /// The protocol's handler deadline.
+        deadline: Duration,
+    },
     /// The response exceeds the protocol's maximum frame size.
-    #[error("the response is {len} bytes, more than the maximum frame of {max} bytes")]
+    #[error(
+        "request {id} from {peer}: the response is {len} bytes, more than the maximum frame of {max} bytes"
+    )]
     ResponseTooLarge {
+        /// The request.
+        id: RequestId,
+        /// The caller.
+        peer: PeerId,
         /// Size of the encoded response.
         len: usize,
         /// The maximum frame size.
         max: usize,
     },
     /// Writing the response failed or timed out.
-    #[error("sending the response failed: {0}")]
-    Respond(#[source] io::Error),
+    #[error("request {id} from {peer}: sending the response failed: {source}")]
+    Respond {
+        /// The request.
+        id: RequestId,
+        /// The caller.
+        peer: PeerId,
+        /// The failure.
+        source: io::Error,
+    },
     /// The handler panicked.
-    #[error("the handler panicked: {message}")]
+    #[error("request {id} from {peer}: the handler panicked: {message}")]
     Panicked {
+        /// The request.
+        id: RequestId,
+        /// The caller.
+        peer: PeerId,
         /// The panic's message.
         message: String,
     },
-    /// The protocol is stopping and no longer runs handlers.
-    #[error("the protocol is stopping")]
-    Stopping,
+    /// The protocol stopped before the request got a handler slot.
+    #[error("request {id} from {peer}: the protocol is stopping")]
+    Stopping {
+        /// The request.
+        id: RequestId,
+        /// The caller.
+        peer: PeerId,
+    },
 }
 
 impl ServeError {
     /// A short, bounded label for metrics.
     pub(crate) fn outcome(&self) -> &'static str {
         match self {
-            ServeError::Request(FrameError::Closed) => "closed",
-            ServeError::Request(FrameError::Io(_)) => "io",
-            ServeError::Request(_) | ServeError::Decode(_) => "malformed",
-            ServeError::RequestTimeout(_) => "timeout",
-            ServeError::Handler(_) => "handler_error",
-            ServeError::HandlerDeadline(_) => "handler_deadline",
+            ServeError::Request {
+                source: FrameError::Closed,
+                ..
+            } => "closed",
+            ServeError::Request {
+                source: FrameError::Io(_),
+                ..
+            } => "io",
+            ServeError::Request { .. } | ServeError::Decode { .. } => "malformed",
+            ServeError::RequestTimeout { .. } => "timeout",
+            ServeError::Handler { .. } => "handler_error",
+            ServeError::HandlerDeadline { .. } => "handler_deadline",
             ServeError::ResponseTooLarge { .. } => "too_large",
-            ServeError::Respond(_) => "io",
+            ServeError::Respond { .. } => "io",
             ServeError::Panicked { .. } => "panic",
-            ServeError::Stopping => "stopping",
+            ServeError::Stopping { .. } => "stopping",
         }
+    }
+
+    /// The request that failed.
+    pub fn request_id(&self) -> RequestId {
+        match self {
+            ServeError::Request { id, .. }
+            | ServeError::RequestTimeout { id, .. }
+            | ServeError::Decode { id, .. }
+            | ServeError::Handler { id, .. }
+            | ServeError::HandlerDeadline { id, .. }
+            | ServeError::ResponseTooLarge { id, .. }
+            | ServeError::Respond { id, .. }
+            | ServeError::Panicked { id, .. }
+            | ServeError::Stopping { id, .. } => *id,
+        }
+    }
+}
+
+/// The error a handler returns. The caller sees the stream reset; the message
+/// goes to the node's logs and the failure to its metrics.
+pub struct HandlerError(Box<dyn StdError + Send + Sync>);
+
+impl HandlerError {
+    /// Wraps any error, or a message.
+    pub fn new(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self(error.into())
+    }
+}
+
+impl fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl StdError for HandlerError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.source()
     }
 }

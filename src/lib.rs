@@ -2,26 +2,26 @@
 
 #[path = "../actors/mod.rs"]
 pub mod actors;
-pub mod address_book;
 pub mod admin;
+pub mod call;
 pub mod codec;
 pub mod destination;
+pub mod discovery;
 pub mod error;
-pub mod heartbeat;
 pub mod keys;
 pub mod metrics;
 mod node;
-pub mod peer_exchange;
 pub mod protocol;
-pub mod registry;
-pub mod security;
-mod streams;
+pub(crate) mod streams;
+pub mod swarm;
 pub mod task;
-mod woken;
 
+pub use call::{CallError, Client, Phase};
 pub use destination::{Destination, DestinationError};
-pub use error::{CallError, Phase, RegisterError, ServeError, StartError};
+pub use discovery::{address_book, heartbeat, peer_exchange, registry};
+pub use error::{HandlerError, RegisterError, ServeError, StartError};
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol, identity::Keypair};
-pub use node::{Client, Node, NodeBuilder};
-pub use protocol::{Config, HandlerError, Protocol, RequestContext};
+pub use node::{Node, NodeBuilder};
+pub use protocol::{Config, Protocol, RequestContext, RequestId};
 pub use streams::{InboundStream, MAX_OUTBOUND_STREAMS_PER_CONNECTION, NotMember, OutboundStream};
+pub use swarm::security;

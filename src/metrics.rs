@@ -262,6 +262,15 @@ impl Metrics {
 #[derive(Clone)]
 pub struct RequestMetrics(Arc<RequestKeys>);
 
+impl std::fmt::Debug for RequestMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestMetrics")
+            .field("protocol", &self.0.protocol)
+            .field("direction", &self.0.direction)
+            .finish()
+    }
+}
+
 struct RequestKeys {
     node: SharedString,
     protocol: &'static str,

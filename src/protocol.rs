@@ -4,11 +4,11 @@
 //! async handler. The framework owns everything else: the wire format, limits,
 //! timeouts, supervision, metrics and cleanup.
 
-use std::{error::Error as StdError, fmt, future::Future, time::Duration};
+use std::{fmt, future::Future, time::Duration};
 
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 
-use crate::ServeError;
+use crate::error::{HandlerError, ServeError};
 
 /// A direct request/response protocol.
 ///
@@ -44,8 +44,13 @@ pub trait Protocol: Send + Sync + 'static {
         request: Self::Request,
     ) -> impl Future<Output = Result<Self::Response, HandlerError>> + Send;
 
-    /// The per-protocol limits and timeouts.
-    fn config(&self) -> Config {
+    /// The per-protocol limits and timeouts, for the protocol's server and
+    /// for every client of it (`Node::register` and `Node::client` both use
+    /// them).
+    fn config() -> Config
+    where
+        Self: Sized,
+    {
         Config::default()
     }
 
@@ -57,44 +62,36 @@ pub trait Protocol: Send + Sync + 'static {
     }
 }
 
+/// An inbound request's id, unique on its node for the node's life: in the
+/// request's [`RequestContext`], its `request` span and every log line and
+/// [`ServeError`] about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub(crate) u64);
+
+impl RequestId {
+    /// The id as a number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
 /// What a handler knows about the request it answers.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
+    /// The request's id on this node.
+    pub id: RequestId,
     /// The peer that opened the stream.
     pub peer: PeerId,
     /// The protocol the stream negotiated.
     pub protocol: StreamProtocol,
     /// The remote address of the connection, where known.
     pub remote_addr: Option<Multiaddr>,
-}
-
-/// The error a handler returns. The caller sees the stream reset; the message
-/// goes to the node's logs and the failure to its metrics.
-pub struct HandlerError(Box<dyn StdError + Send + Sync>);
-
-impl HandlerError {
-    /// Wraps any error, or a message.
-    pub fn new(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Self(error.into())
-    }
-}
-
-impl fmt::Debug for HandlerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Display for HandlerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl StdError for HandlerError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.0.source()
-    }
 }
 
 /// Limits and timeouts of one protocol, for both its server and its callers.

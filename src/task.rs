@@ -2,7 +2,10 @@
 //! being the payload upper-cased. Wire-compatible with the Python subnet
 //! template's example protocol of the same id.
 
-use crate::{HandlerError, Protocol, RequestContext};
+use crate::{
+    error::HandlerError,
+    protocol::{Protocol, RequestContext},
+};
 
 include!(concat!(env!("OUT_DIR"), "/subnet.task.rs"));
 

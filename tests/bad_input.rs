@@ -16,7 +16,7 @@ async fn setup() -> (Node, String, tokio::sync::mpsc::Receiver<String>, Node) {
         .with_max_frame(MAX_FRAME)
         .with_request_timeout(Duration::from_millis(300));
     let (probe, failures) = Probe::new(config);
-    let (server, address) = common::server(probe).await;
+    let (server, address) = common::probe_server(probe).await;
     let caller = common::node().await;
     (server, address, failures, caller)
 }

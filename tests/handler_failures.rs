@@ -32,7 +32,7 @@ fn config() -> Config {
 async fn a_panicking_handler_fails_only_its_request() {
     quiet_deliberate_panics();
     let (probe, mut failures) = Probe::new(config());
-    let (_server, address) = common::server(probe).await;
+    let (_server, address) = common::probe_server(probe).await;
     let caller = common::node().await.client::<TaskProtocol>();
     let error = caller.call(&address, task("panic")).await.unwrap_err();
     assert!(matches!(error, CallError::Refused { .. }), "{error}");
@@ -46,7 +46,7 @@ async fn a_panicking_handler_fails_only_its_request() {
 #[tokio::test]
 async fn a_handler_error_fails_only_its_request() {
     let (probe, mut failures) = Probe::new(config());
-    let (_server, address) = common::server(probe).await;
+    let (_server, address) = common::probe_server(probe).await;
     let caller = common::node().await.client::<TaskProtocol>();
     let error = caller.call(&address, task("error")).await.unwrap_err();
     assert!(matches!(error, CallError::Refused { .. }), "{error}");
@@ -59,7 +59,7 @@ async fn a_handler_error_fails_only_its_request() {
 #[tokio::test]
 async fn a_handler_past_its_deadline_fails_only_its_request() {
     let (probe, mut failures) = Probe::new(config());
-    let (_server, address) = common::server(probe).await;
+    let (_server, address) = common::probe_server(probe).await;
     let caller = common::node().await.client::<TaskProtocol>();
     let error = caller.call(&address, task("sleep:5000")).await.unwrap_err();
     assert!(matches!(error, CallError::Refused { .. }), "{error}");
@@ -70,7 +70,7 @@ async fn a_handler_past_its_deadline_fails_only_its_request() {
 #[tokio::test]
 async fn a_caller_times_out_waiting_for_a_slow_handler() {
     let (probe, _failures) = Probe::new(Config::default());
-    let (_server, address) = common::server(probe).await;
+    let (_server, address) = common::probe_server(probe).await;
     let caller = common::node()
         .await
         .client::<TaskProtocol>()
@@ -93,7 +93,7 @@ async fn a_caller_times_out_waiting_for_a_slow_handler() {
 async fn a_thousand_panics_in_a_row_leave_the_node_healthy() {
     quiet_deliberate_panics();
     let (probe, mut failures) = Probe::new(config());
-    let (server, address) = common::server(probe).await;
+    let (server, address) = common::probe_server(probe).await;
     let caller = common::node().await.client::<TaskProtocol>();
     for i in 0..1000 {
         let error = caller.call(&address, task("panic")).await.unwrap_err();

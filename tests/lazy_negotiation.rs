@@ -27,7 +27,12 @@ async fn calls_are_answered_failed_and_refused_as_without_it() {
     let config = Config::default().with_max_concurrent(1).with_max_pending(0);
     let (probe, _failures) = Probe::new(config);
     let server = lazy_node(Node::builder()).await;
-    server.register(probe).await.unwrap();
+    {
+        let config = probe.config();
+        server.register_with(probe, config)
+    }
+    .await
+    .unwrap();
     let address = server.addresses()[0].to_string();
     let caller = lazy_node(Node::builder()).await;
     let client = client(&caller);
@@ -75,11 +80,14 @@ async fn a_denied_connection_fails_to_open() {
     let caller = lazy_node(Node::builder()).await;
     let error = client(&caller).call(address, task("x")).await.unwrap_err();
     // The request left with the proposal, so the stream counts as opened:
-    // the server's closing the connection is its refusal.
+    // the server's closing the connection is lost under it.
     assert!(
         matches!(
             error,
-            CallError::DialFailed { .. } | CallError::Open { .. } | CallError::Refused { .. }
+            CallError::DialFailed { .. }
+                | CallError::Open { .. }
+                | CallError::Refused { .. }
+                | CallError::ConnectionLost { .. }
         ),
         "{error}"
     );

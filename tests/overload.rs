@@ -16,7 +16,7 @@ async fn every_request_is_answered_or_refused() {
     // 4 handlers run at once, 4 more requests may wait: 8 admitted.
     let config = Config::default().with_max_concurrent(4).with_max_pending(4);
     let (probe, _failures) = Probe::new(config);
-    let (_server, address) = common::server(probe).await;
+    let (_server, address) = common::probe_server(probe).await;
     let mut callers: Vec<Node> = Vec::new();
     for _ in 0..6 {
         callers.push(common::node().await);

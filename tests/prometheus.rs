@@ -104,7 +104,12 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     let a = build("a", 1).build().await.unwrap();
     let (probe, _failures) =
         Probe::new(Config::default().with_max_concurrent(2).with_max_pending(2));
-    a.register(probe).await.unwrap();
+    {
+        let config = probe.config();
+        a.register_with(probe, config)
+    }
+    .await
+    .unwrap();
     let b = build("b", 2)
         .bootstrap(a.addresses()[0].clone())
         .build()

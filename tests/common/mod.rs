@@ -23,6 +23,17 @@ pub async fn server<P: Protocol>(protocol: P) -> (Node, String) {
     (node, address)
 }
 
+/// A node serving `probe` with the probe's config, and its dialable address.
+pub async fn probe_server(probe: Probe) -> (Node, String) {
+    let node = node().await;
+    let config = probe.config();
+    node.register_with(probe, config)
+        .await
+        .expect("protocol registers");
+    let address = node.addresses()[0].to_string();
+    (node, address)
+}
+
 /// Polls `check` until it holds, failing the test after `timeout`.
 pub async fn eventually<F, Fut>(timeout: Duration, mut check: F)
 where
@@ -57,6 +68,11 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// The limits the probe is served with.
+    pub fn config(&self) -> Config {
+        self.config.clone()
+    }
+
     /// A probe with `config`, and the receiver of its failures.
     pub fn new(config: Config) -> (Self, mpsc::Receiver<String>) {
         let (failures, receiver) = mpsc::channel(4096);
@@ -92,12 +108,26 @@ impl Protocol for Probe {
         })
     }
 
-    fn config(&self) -> Config {
-        self.config.clone()
-    }
-
     fn on_failure(&self, error: &ServeError) {
-        let _ = self.failures.try_send(format!("{error:?}"));
+        let _ = self.failures.try_send(kind(error));
+    }
+}
+
+/// A serving failure without its request id and peer, e.g.
+/// `Request(VarintTooLong)` or `RequestTimeout(300ms)`.
+pub fn kind(error: &ServeError) -> String {
+    match error {
+        ServeError::Request { source, .. } => format!("Request({source:?})"),
+        ServeError::RequestTimeout { timeout, .. } => format!("RequestTimeout({timeout:?})"),
+        ServeError::Decode { source, .. } => format!("Decode({source:?})"),
+        ServeError::Handler { source, .. } => format!("Handler({source:?})"),
+        ServeError::HandlerDeadline { deadline, .. } => format!("HandlerDeadline({deadline:?})"),
+        ServeError::ResponseTooLarge { len, max, .. } => {
+            format!("ResponseTooLarge {{ len: {len}, max: {max} }}")
+        }
+        ServeError::Respond { source, .. } => format!("Respond({source:?})"),
+        ServeError::Panicked { message, .. } => format!("Panicked {{ message: {message:?} }}"),
+        ServeError::Stopping { .. } => "Stopping".to_owned(),
     }
 }
 

@@ -15,11 +15,7 @@
 //! A registry is read by the address book actor, which feeds the book with
 //! source `registry` and, when membership gating is on, the gate.
 
-use std::{
-    collections::HashSet,
-    path::{Path, PathBuf},
-    sync::{Arc, RwLock},
-};
+use std::path::{Path, PathBuf};
 
 use futures::future::BoxFuture;
 use libp2p::{Multiaddr, PeerId};
@@ -71,6 +67,12 @@ pub enum RegistryError {
         /// The text given.
         address: String,
     },
+    /// The read took longer than the address book's registry timeout.
+    #[error("reading the registry took longer than {0:?}")]
+    Timeout(std::time::Duration),
+    /// The backend panicked while reading.
+    #[error("the registry backend panicked: {0}")]
+    Panicked(String),
     /// A backend of another kind (a chain client, say) failed.
     #[error("the registry backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -178,36 +180,6 @@ impl Registry for FileRegistry {
                 })?;
             Self::parse(&self.path, &text)
         })
-    }
-}
-
-/// The membership gate: when closed, only registry members may connect.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Gate {
-    members: Arc<RwLock<Option<HashSet<PeerId>>>>,
-}
-
-impl Gate {
-    /// A gate that admits only `members` (updated on each registry read).
-    pub(crate) fn closed() -> Self {
-        Self {
-            members: Arc::new(RwLock::new(Some(HashSet::new()))),
-        }
-    }
-
-    /// Whether `peer` may connect.
-    pub(crate) fn admits(&self, peer: &PeerId) -> bool {
-        match &*self.members.read().expect("gate lock poisoned") {
-            None => true,
-            Some(members) => members.contains(peer),
-        }
-    }
-
-    /// Replaces the member set, if the gate is closed.
-    pub(crate) fn set_members(&self, members: impl IntoIterator<Item = PeerId>) {
-        if let Some(set) = &mut *self.members.write().expect("gate lock poisoned") {
-            *set = members.into_iter().collect();
-        }
     }
 }
 

@@ -128,6 +128,7 @@ pub struct Config {
     max_addresses_per_peer: usize,
     expiry_interval: Duration,
     registry_refresh: Duration,
+    registry_timeout: Duration,
 }
 
 impl Config {
@@ -139,6 +140,8 @@ impl Config {
     pub const DEFAULT_EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
     /// How often the registry is read again: 60 s.
     pub const DEFAULT_REGISTRY_REFRESH: Duration = Duration::from_secs(60);
+    /// Time a registry read may take before it counts as failed: 10 s.
+    pub const DEFAULT_REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
     /// Time-to-live of heartbeat addresses: 90 s (a few heartbeats).
     pub const DEFAULT_HEARTBEAT_TTL: Duration = Duration::from_secs(90);
     /// Time-to-live of peer-exchange, identify and Kademlia addresses: 10 min.
@@ -167,6 +170,19 @@ impl Config {
     pub fn with_registry_refresh(mut self, interval: Duration) -> Self {
         self.registry_refresh = interval;
         self
+    }
+
+    /// Sets how long a registry read may take; a slower read fails with
+    /// [`registry::RegistryError::Timeout`](crate::discovery::registry::RegistryError::Timeout)
+    /// and the next refresh tries again.
+    pub fn with_registry_timeout(mut self, timeout: Duration) -> Self {
+        self.registry_timeout = timeout;
+        self
+    }
+
+    /// How long a registry read may take.
+    pub fn registry_timeout(&self) -> Duration {
+        self.registry_timeout
     }
 
     /// The time-to-live of addresses from `source`.
@@ -209,6 +225,7 @@ impl Default for Config {
             max_addresses_per_peer: Self::DEFAULT_MAX_ADDRESSES_PER_PEER,
             expiry_interval: Self::DEFAULT_EXPIRY_INTERVAL,
             registry_refresh: Self::DEFAULT_REGISTRY_REFRESH,
+            registry_timeout: Self::DEFAULT_REGISTRY_TIMEOUT,
         }
     }
 }

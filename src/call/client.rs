@@ -1,0 +1,145 @@
+//! `Client<P>`: calls protocol `P` on other peers. A call encodes the
+//! request, gets a connection (`connect.rs`), has the connection's handler
+//! run the exchange (`src/streams/exchange.rs`), and decodes the response;
+//! a failure on the way is named once, in `error.rs`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use libp2p::StreamProtocol;
+use tokio::time::Instant;
+
+use super::{
+    connect::Connector,
+    error::{CallError, exchange_failed},
+};
+use crate::{
+    codec,
+    destination::Destination,
+    metrics::{Direction, Metrics, RequestMetrics},
+    protocol::{Config, Protocol},
+    streams::exchange::Progress,
+};
+
+/// Calls protocol `P` on other peers. Cloning is cheap.
+pub struct Client<P> {
+    connector: Arc<Connector>,
+    config: Config,
+    protocol: StreamProtocol,
+    metrics: RequestMetrics,
+    _protocol: std::marker::PhantomData<fn() -> P>,
+}
+
+impl<P> Clone for Client<P> {
+    fn clone(&self) -> Self {
+        Self {
+            connector: self.connector.clone(),
+            config: self.config.clone(),
+            protocol: self.protocol.clone(),
+            metrics: self.metrics.clone(),
+            _protocol: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<P: Protocol> std::fmt::Debug for Client<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("protocol", &self.protocol)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<P: Protocol> Client<P> {
+    pub(crate) fn new(connector: Arc<Connector>, metrics: &Metrics, config: Config) -> Self {
+        Self {
+            metrics: metrics.requests(P::ID, Direction::Outbound),
+            connector,
+            config,
+            protocol: StreamProtocol::new(P::ID),
+            _protocol: std::marker::PhantomData,
+        }
+    }
+
+    /// The same client with other limits (for example a shorter timeout or
+    /// a smaller maximum response).
+    pub fn with_config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The client's limits.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Sends `request` to `destination` and returns its response, within
+    /// the config's `call_timeout` (dial, open, write and read together).
+    ///
+    /// `destination` is a [`PeerId`](libp2p::PeerId) whose address the node
+    /// knows or can find, a [`Multiaddr`](libp2p::Multiaddr) ending in
+    /// `/p2p/<peer id>`, or the text of either.
+    ///
+    /// Cancel-safe: dropping the future abandons the call; a request not
+    /// yet written is never sent, and one under way is reset.
+    pub async fn call<D>(
+        &self,
+        destination: D,
+        request: P::Request,
+    ) -> Result<P::Response, CallError>
+    where
+        D: TryInto<Destination>,
+        D::Error: Into<CallError>,
+    {
+        let started = std::time::Instant::now();
+        let _in_flight = self.metrics.in_flight();
+        let result = match destination.try_into() {
+            Ok(destination) => self.call_to(&destination, request).await,
+            Err(error) => Err(error.into()),
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(error) => error.outcome(),
+        };
+        self.metrics.finished(outcome, started.elapsed());
+        result
+    }
+
+    async fn call_to(
+        &self,
+        destination: &Destination,
+        request: P::Request,
+    ) -> Result<P::Response, CallError> {
+        let max = self.config.max_frame();
+        let len = prost::Message::encoded_len(&request);
+        if len > max {
+            return Err(CallError::RequestTooLarge { len, max });
+        }
+        let frame = Bytes::from(codec::encode_frame(&request));
+        drop(request);
+        let peer = destination.peer();
+        let timeout = self.config.call_timeout();
+        let deadline = Instant::now() + timeout;
+        let progress = Arc::new(Progress::default());
+        let shared = &self.connector.shared;
+        let attempt = || shared.exchange(peer, self.protocol.clone(), &frame, max, &progress);
+        let body = self
+            .connector
+            .on_connection(
+                destination,
+                &self.protocol,
+                deadline,
+                timeout,
+                attempt,
+                || progress.get().into(),
+            )
+            .await?
+            .map_err(|error| exchange_failed(peer, &self.protocol, error))?;
+        self.metrics.frame_bytes(frame.len(), body.len());
+        // From `Bytes`: `bytes` fields share the frame's buffer, no copy.
+        let response = <P::Response as prost::Message>::decode(Bytes::from(body))
+            .map_err(|source| CallError::Decode { peer, source })?;
+        Ok(response)
+    }
+}

@@ -1,0 +1,165 @@
+//! Getting a stream to a peer: open it on an existing connection, or find
+//! the peer's addresses (`src/discovery/lookup.rs`), dial them through the
+//! swarm actor and try once more. Everything here runs under the caller's
+//! deadline.
+
+use std::{sync::Arc, time::Duration};
+
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use ractor::{ActorRef, RpcReplyPort};
+use tokio::time::{Instant, timeout_at};
+
+use super::error::{CallError, Phase, open_failed};
+use crate::{
+    actors::swarm::SwarmMessage,
+    destination::Destination,
+    discovery::{address_book::Source, lookup::Lookup},
+    streams::{
+        Shared,
+        outbound::{OpenError, OutboundStream},
+    },
+};
+
+/// Connects callers to peers. Shared by a node's clients.
+#[derive(Debug)]
+pub(crate) struct Connector {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) swarm: ActorRef<SwarmMessage>,
+    pub(crate) lookup: Lookup,
+}
+
+impl Connector {
+    /// Connects to `destination` by `deadline` (dialing if not connected).
+    pub(crate) async fn connect(
+        &self,
+        destination: &Destination,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(), CallError> {
+        let peer = destination.peer();
+        let addresses = self.addresses(destination, deadline, timeout).await?;
+        self.dial(peer, addresses, deadline, timeout).await
+    }
+
+    /// Opens a raw stream of `protocol` to `destination` by `deadline`.
+    pub(crate) async fn open(
+        &self,
+        destination: &Destination,
+        protocol: &StreamProtocol,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<OutboundStream, CallError> {
+        let peer = destination.peer();
+        let attempt = || self.shared.open(peer, protocol.clone());
+        self.on_connection(destination, protocol, deadline, timeout, attempt, || {
+            Phase::Open
+        })
+        .await
+    }
+
+    /// Runs `attempt` (opening a stream on a connection to the destination),
+    /// dialing first if there is no connection or it closed before the
+    /// stream opened. `phase` says what a timeout interrupted.
+    pub(crate) async fn on_connection<T, F>(
+        &self,
+        destination: &Destination,
+        protocol: &StreamProtocol,
+        deadline: Instant,
+        timeout: Duration,
+        mut attempt: impl FnMut() -> F,
+        phase: impl Fn() -> Phase,
+    ) -> Result<T, CallError>
+    where
+        F: Future<Output = Option<Result<T, OpenError>>>,
+    {
+        let peer = destination.peer();
+        let mut dialed = false;
+        loop {
+            let opened = timeout_at(deadline, attempt())
+                .await
+                .map_err(|_| CallError::Timeout {
+                    peer,
+                    phase: phase(),
+                    timeout,
+                })?;
+            match opened {
+                Some(Ok(stream)) => return Ok(stream),
+                Some(Err(OpenError::ConnectionClosed)) | None if !dialed => {}
+                Some(Err(error)) => return Err(open_failed(peer, protocol, error, timeout)),
+                None => {
+                    return Err(open_failed(
+                        peer,
+                        protocol,
+                        OpenError::ConnectionClosed,
+                        timeout,
+                    ));
+                }
+            }
+            let addresses = self.addresses(destination, deadline, timeout).await?;
+            self.dial(peer, addresses, deadline, timeout).await?;
+            dialed = true;
+        }
+    }
+
+    /// The addresses to dial for `destination`: the one it names (noted in
+    /// the book), or those the lookup finds by `deadline`.
+    async fn addresses(
+        &self,
+        destination: &Destination,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Vec<Multiaddr>, CallError> {
+        let peer = destination.peer();
+        match destination {
+            Destination::Address { address, .. } => {
+                if !self.lookup.book.addresses(&peer).contains(address) {
+                    self.lookup
+                        .learned(peer, vec![address.clone()], Source::Manual, None);
+                }
+                Ok(vec![address.clone()])
+            }
+            Destination::Peer(_) => {
+                let found = timeout_at(deadline, self.lookup.find(peer))
+                    .await
+                    .map_err(|_| CallError::Timeout {
+                        peer,
+                        phase: Phase::Dial,
+                        timeout,
+                    })?;
+                if found.is_empty() {
+                    return Err(CallError::NoAddress { peer });
+                }
+                Ok(found)
+            }
+        }
+    }
+
+    /// Connects to `peer` at `addresses` by `deadline`; `timeout` only names
+    /// the budget in the error.
+    async fn dial(
+        &self,
+        peer: PeerId,
+        addresses: Vec<Multiaddr>,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(), CallError> {
+        let dial = async {
+            ractor::call!(self.swarm, |reply: RpcReplyPort<_>| {
+                SwarmMessage::Dial {
+                    peer,
+                    addresses,
+                    reply,
+                }
+            })
+        };
+        timeout_at(deadline, dial)
+            .await
+            .map_err(|_| CallError::Timeout {
+                peer,
+                phase: Phase::Dial,
+                timeout,
+            })?
+            .map_err(|_| CallError::NodeStopped)?
+            .map_err(|source| CallError::DialFailed { peer, source })
+    }
+}

@@ -1,0 +1,15 @@
+//! Where peers live: the address book every source feeds, the registry, the
+//! signed heartbeat's data, both sides of peer exchange, and the lookup that
+//! asks them in turn.
+//!
+//! - [`address_book`]: the book's data and its shared read view.
+//! - [`registry`]: the subnet's members as an authority lists them.
+//! - [`heartbeat`]: the signed heartbeat: build, validate.
+//! - [`peer_exchange`]: "do you know where peer X is?", serving and asking.
+//! - `lookup`: book, then peer exchange, then Kademlia.
+
+pub mod address_book;
+pub mod heartbeat;
+pub(crate) mod lookup;
+pub mod peer_exchange;
+pub mod registry;

@@ -1,0 +1,152 @@
+//! Peer exchange, both sides: "do you know where peer X is?", asked of
+//! connected peers.
+//!
+//! Protocol `/subnet/peer_exchange/1.0.0`, one `uvarint(len) || protobuf`
+//! frame each way like every direct protocol: the request names a peer id,
+//! the answer carries the addresses the responder's address book knows (or
+//! none). The server side is a [`Protocol`] the node registers; the asking
+//! side (`ask`) uses only connections that already exist, so finding a
+//! peer never dials, and never needs to find, the peers it asks.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures::{StreamExt, stream::FuturesUnordered};
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use tokio::time::{Instant, timeout_at};
+
+use crate::{
+    codec,
+    discovery::address_book::AddressBook,
+    error::HandlerError,
+    metrics::Metrics,
+    protocol::{Config, Protocol, RequestContext},
+    streams::{Shared, exchange::Progress},
+};
+
+include!(concat!(env!("OUT_DIR"), "/subnet.peer_exchange.rs"));
+
+/// Addresses an answer carries at most; the asking side keeps no more.
+pub const MAX_ANSWER_ADDRESSES: usize = 16;
+
+/// Connected peers asked at once.
+pub const FANOUT: usize = 3;
+
+/// Largest peer-exchange frame: 16 KiB, room for [`MAX_ANSWER_ADDRESSES`]
+/// addresses of any reasonable length.
+pub const MAX_FRAME: usize = 16 * 1024;
+
+/// Serves peer-exchange questions from the node's address book.
+#[derive(Debug, Clone)]
+pub struct PeerExchange {
+    book: AddressBook,
+    metrics: Metrics,
+}
+
+impl PeerExchange {
+    /// Answers from `book`, counting answers in `metrics`.
+    pub fn new(book: AddressBook, metrics: Metrics) -> Self {
+        Self { book, metrics }
+    }
+}
+
+impl Protocol for PeerExchange {
+    const ID: &'static str = "/subnet/peer_exchange/1.0.0";
+    type Request = PeerExchangeRequest;
+    type Response = PeerExchangeResponse;
+
+    async fn handle(
+        &self,
+        ctx: RequestContext,
+        request: PeerExchangeRequest,
+    ) -> Result<PeerExchangeResponse, HandlerError> {
+        let peer = PeerId::from_bytes(&request.peer_id).map_err(HandlerError::new)?;
+        let record = self.book.lookup(&peer);
+        let addresses: Vec<Vec<u8>> = record
+            .as_ref()
+            .map(|r| {
+                r.addresses
+                    .iter()
+                    .take(MAX_ANSWER_ADDRESSES)
+                    .map(|e| e.address.to_vec())
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.metrics.peer_exchange(false, !addresses.is_empty());
+        tracing::debug!(request = %ctx.id, asker = %ctx.peer, sought = %peer, found = addresses.len(), "peer exchange");
+        Ok(PeerExchangeResponse {
+            addresses,
+            subnet_node_id: record.and_then(|r| r.subnet_node_id).unwrap_or(0),
+        })
+    }
+
+    fn config() -> Config {
+        Config::default()
+            .with_max_frame(MAX_FRAME)
+            .with_request_timeout(Duration::from_secs(5))
+    }
+}
+
+/// What a neighbour answered: where the peer lives, and its subnet node id
+/// if the neighbour knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answer {
+    pub(crate) addresses: Vec<Multiaddr>,
+    pub(crate) subnet_node_id: Option<u64>,
+}
+
+/// Asks up to [`FANOUT`] of `neighbours` at once, over their existing
+/// connections only, where `peer` lives, until `deadline`; the first answer
+/// with an address wins. Failed or empty answers are skipped.
+pub(crate) async fn ask(
+    shared: &Arc<Shared>,
+    metrics: &Metrics,
+    neighbours: Vec<PeerId>,
+    peer: PeerId,
+    deadline: Instant,
+) -> Option<Answer> {
+    let frame = Bytes::from(codec::encode_frame(&PeerExchangeRequest {
+        peer_id: peer.to_bytes(),
+    }));
+    let protocol = StreamProtocol::new(PeerExchange::ID);
+    let mut answers: FuturesUnordered<_> = neighbours
+        .into_iter()
+        .filter(|n| *n != peer)
+        .take(FANOUT)
+        .map(|neighbour| {
+            let (shared, protocol, frame) = (shared.clone(), protocol.clone(), frame.clone());
+            async move {
+                let progress = Arc::new(Progress::default());
+                // `None`: no connection left to that neighbour; skip it.
+                let body = shared
+                    .exchange(neighbour, protocol, &frame, MAX_FRAME, &progress)
+                    .await?
+                    .ok()?
+                    .ok()?;
+                prost::Message::decode(Bytes::from(body)).ok()
+            }
+        })
+        .collect();
+    let asked = async {
+        while let Some(answer) = answers.next().await {
+            let Some(answer): Option<PeerExchangeResponse> = answer else {
+                continue;
+            };
+            metrics.peer_exchange(true, !answer.addresses.is_empty());
+            let addresses: Vec<Multiaddr> = answer
+                .addresses
+                .into_iter()
+                .take(MAX_ANSWER_ADDRESSES)
+                .filter_map(|a| Multiaddr::try_from(a).ok())
+                .collect();
+            if !addresses.is_empty() {
+                return Some(Answer {
+                    addresses,
+                    subnet_node_id: (answer.subnet_node_id != 0).then_some(answer.subnet_node_id),
+                });
+            }
+        }
+        None
+    };
+    timeout_at(deadline, asked).await.ok().flatten()
+}

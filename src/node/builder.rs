@@ -1,0 +1,390 @@
+//! `NodeBuilder`: a node's settings, and starting it: the swarm built and
+//! listening, then the actors under their supervisor.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use libp2p::{Multiaddr, identity::Keypair, swarm::SwarmEvent};
+use ractor::{Actor, ActorCell, OutputPort};
+
+use super::{Inner, Node};
+use crate::{
+    actors::supervisor::{NodeActors, NodeSupervisor},
+    call::connect::Connector,
+    destination::Destination,
+    discovery::{
+        address_book::{self, AddressBook},
+        heartbeat,
+        lookup::Lookup,
+        peer_exchange::PeerExchange,
+        registry::Registry,
+    },
+    error::StartError,
+    metrics::Metrics,
+    streams::{Shared, gate::Gate},
+    swarm::{self, SwarmOptions},
+};
+
+/// Builds a [`Node`].
+pub struct NodeBuilder {
+    keypair: Option<Keypair>,
+    listen: Vec<Multiaddr>,
+    bootstrap: Vec<Multiaddr>,
+    idle_connection_timeout: Duration,
+    subnet_id: u64,
+    heartbeat: Option<heartbeat::Config>,
+    registry: Option<Arc<dyn Registry>>,
+    gating: bool,
+    peer_exchange: bool,
+    kademlia: bool,
+    address_book: address_book::Config,
+    discovery_timeout: Duration,
+    min_peers: usize,
+    metrics_label: String,
+    noise_names: Vec<&'static str>,
+    gossipsub_protocol: Option<String>,
+    max_inbound_connections: u32,
+    lazy_negotiation: bool,
+    shutdown_grace: Duration,
+}
+
+impl Default for NodeBuilder {
+    fn default() -> Self {
+        Self {
+            keypair: None,
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            idle_connection_timeout: Self::DEFAULT_IDLE_CONNECTION_TIMEOUT,
+            subnet_id: 0,
+            heartbeat: None,
+            registry: None,
+            gating: false,
+            peer_exchange: true,
+            kademlia: true,
+            address_book: address_book::Config::default(),
+            discovery_timeout: Self::DEFAULT_DISCOVERY_TIMEOUT,
+            min_peers: Self::DEFAULT_MIN_PEERS,
+            metrics_label: "0".into(),
+            noise_names: vec![crate::swarm::security::NOISE],
+            gossipsub_protocol: None,
+            max_inbound_connections: Self::DEFAULT_MAX_INBOUND_CONNECTIONS,
+            lazy_negotiation: false,
+            shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+impl std::fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeBuilder")
+            .field("listen", &self.listen)
+            .field("bootstrap", &self.bootstrap)
+            .field("subnet_id", &self.subnet_id)
+            .field("heartbeat", &self.heartbeat)
+            .field("registry", &self.registry.is_some())
+            .field("gating", &self.gating)
+            .field("peer_exchange", &self.peer_exchange)
+            .field("kademlia", &self.kademlia)
+            .finish()
+    }
+}
+
+impl NodeBuilder {
+    /// How long an idle connection is kept: 60 s.
+    pub const DEFAULT_IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Time a call by peer id spends asking peers and the DHT: 5 s.
+    pub const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Connections a node keeps at least, dialing peers from its address
+    /// book: 8.
+    pub const DEFAULT_MIN_PEERS: usize = 8;
+    /// Established inbound connections a node accepts at most: 512. Beyond,
+    /// connections are denied (and at most 64 may be setting up at once,
+    /// and 4 established per peer).
+    pub const DEFAULT_MAX_INBOUND_CONNECTIONS: u32 = 512;
+    /// Time a graceful shutdown lets running handlers finish: 10 s.
+    pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+    /// Uses `keypair` as the node's identity (default: a new Ed25519 key).
+    pub fn keypair(mut self, keypair: Keypair) -> Self {
+        self.keypair = Some(keypair);
+        self
+    }
+
+    /// Adds a listen address, e.g. `/ip4/127.0.0.1/tcp/0` or
+    /// `/ip4/127.0.0.1/udp/0/quic-v1`.
+    pub fn listen(mut self, address: Multiaddr) -> Self {
+        self.listen.push(address);
+        self
+    }
+
+    /// Adds a bootstrap peer: an address ending in `/p2p/<peer id>`. The
+    /// node connects to it at start and, with Kademlia, joins the DHT there.
+    pub fn bootstrap(mut self, address: Multiaddr) -> Self {
+        self.bootstrap.push(address);
+        self
+    }
+
+    /// Sets the subnet's id (default 0): it names the heartbeat topic and
+    /// the Kademlia protocol.
+    pub fn subnet(mut self, subnet_id: u64) -> Self {
+        self.subnet_id = subnet_id;
+        self
+    }
+
+    /// Publishes and validates heartbeats with `config` (off by default).
+    /// Its subnet id also becomes the node's.
+    pub fn heartbeat(mut self, config: heartbeat::Config) -> Self {
+        self.subnet_id = config.subnet_id();
+        self.heartbeat = Some(config);
+        self
+    }
+
+    /// Reads the subnet's members from `registry` into the address book.
+    pub fn registry(mut self, registry: impl Registry) -> Self {
+        self.registry = Some(Arc::new(registry));
+        self
+    }
+
+    /// Refuses connections from peers outside the registry (off by default).
+    pub fn gating(mut self, on: bool) -> Self {
+        self.gating = on;
+        self
+    }
+
+    /// Serves and uses peer exchange (on by default).
+    pub fn peer_exchange(mut self, on: bool) -> Self {
+        self.peer_exchange = on;
+        self
+    }
+
+    /// Runs Kademlia and uses it as the last resort to find a peer (on by default).
+    pub fn kademlia(mut self, on: bool) -> Self {
+        self.kademlia = on;
+        self
+    }
+
+    /// Sets the address book's limits and time-to-lives.
+    pub fn address_book(mut self, config: address_book::Config) -> Self {
+        self.address_book = config;
+        self
+    }
+
+    /// Sets the value of the `node` label on this node's metrics (default
+    /// `"0"`). The metrics recorder is process-wide: give each node of a
+    /// process its own label, from a small, fixed set (never a peer id).
+    pub fn metrics_label(mut self, label: impl Into<String>) -> Self {
+        self.metrics_label = label.into();
+        self
+    }
+
+    /// Offers and accepts Noise under these names, in order of preference
+    /// (default `["/noise"]`). To join Python subnet-template nodes whatever
+    /// their proof-of-stake setting: `[security::NOISE, security::POS_TRANSPORT]`.
+    pub fn noise_protocol_names(mut self, names: Vec<&'static str>) -> Self {
+        self.noise_names = names;
+        self
+    }
+
+    /// Speaks GossipSub under `protocol` only, e.g. `/meshsub/2.0.0` as the
+    /// Python subnet template does (default: libp2p's `/meshsub/1.1.0` and
+    /// `/meshsub/1.0.0`).
+    pub fn gossipsub_protocol(mut self, protocol: impl Into<String>) -> Self {
+        self.gossipsub_protocol = Some(protocol.into());
+        self
+    }
+
+    /// Sets how many established inbound connections the node accepts.
+    pub fn max_inbound_connections(mut self, connections: u32) -> Self {
+        self.max_inbound_connections = connections;
+        self
+    }
+
+    /// Sends a stream's first bytes together with its protocol proposal
+    /// instead of waiting a round trip for the remote to confirm the
+    /// protocol (multistream-select "V1-lazy"; default: off). A call then
+    /// costs one round trip instead of two; a remote that does not speak the
+    /// protocol is still reported as [`CallError::Unsupported`](crate::CallError::Unsupported).
+    ///
+    /// It applies to every protocol the node dials (identify, ping, GossipSub,
+    /// Kademlia too). rust-libp2p peers handle it; py-libp2p 0.8 does not:
+    /// data after a protocol it refuses breaks its stream handling, so leave
+    /// it off in subnets with Python nodes.
+    pub fn lazy_negotiation(mut self, lazy: bool) -> Self {
+        self.lazy_negotiation = lazy;
+        self
+    }
+
+    /// Sets how many connections the node keeps at least, dialing known
+    /// peers when it has fewer (0: never dials on its own).
+    pub fn min_peers(mut self, peers: usize) -> Self {
+        self.min_peers = peers;
+        self
+    }
+
+    /// Sets how long a call by peer id may spend asking peers and the DHT.
+    pub fn discovery_timeout(mut self, timeout: Duration) -> Self {
+        self.discovery_timeout = timeout;
+        self
+    }
+
+    /// Sets how long [`Node::shutdown`] lets running handlers finish before
+    /// resetting their streams.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Sets how long a connection without streams is kept open.
+    pub fn idle_connection_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_connection_timeout = timeout;
+        self
+    }
+
+    /// Starts the node with its own root supervisor.
+    pub async fn build(self) -> Result<Node, StartError> {
+        self.start(None).await
+    }
+
+    /// Starts the node as a child of `supervisor`, an actor of the caller's
+    /// own system: if the node fails, that supervisor is told.
+    pub async fn spawn_linked(self, supervisor: ActorCell) -> Result<Node, StartError> {
+        self.start(Some(supervisor)).await
+    }
+
+    async fn start(self, parent: Option<ActorCell>) -> Result<Node, StartError> {
+        let keypair = self.keypair.unwrap_or_else(Keypair::generate_ed25519);
+        let peer_id = keypair.public().to_peer_id();
+        let bootstrap = self
+            .bootstrap
+            .iter()
+            .map(|address| match Destination::try_from(address.clone()) {
+                Ok(Destination::Address { peer, address }) => Ok((peer, address)),
+                _ => Err(StartError::Bootstrap {
+                    address: address.clone(),
+                }),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let metrics = Metrics::new(&self.metrics_label);
+        let shared = Arc::new(Shared::new(metrics.clone()));
+        let book = AddressBook::default();
+        let gate = if self.gating {
+            Gate::closed()
+        } else {
+            Gate::default()
+        };
+        // GossipSub's mesh upkeep runs at least twice per heartbeat.
+        let gossip_heartbeat = self
+            .heartbeat
+            .as_ref()
+            .map(|h| (h.interval() / 2).clamp(Duration::from_millis(50), Duration::from_secs(1)))
+            .unwrap_or(Duration::from_secs(1));
+        let mut swarm = swarm::build(SwarmOptions {
+            keypair,
+            shared: shared.clone(),
+            gate: gate.clone(),
+            idle_connection_timeout: self.idle_connection_timeout,
+            subnet_id: self.subnet_id,
+            kademlia: self.kademlia,
+            gossip_heartbeat,
+            noise_names: self.noise_names.clone(),
+            gossipsub_protocol: self.gossipsub_protocol.clone(),
+            max_inbound_connections: self.max_inbound_connections,
+            lazy_negotiation: self.lazy_negotiation,
+            topics: self
+                .heartbeat
+                .iter()
+                .map(|h| heartbeat::topic(h.subnet_id()))
+                .collect(),
+        })?;
+        for address in &self.listen {
+            swarm
+                .listen_on(address.clone())
+                .map_err(|source| StartError::Listen {
+                    address: address.clone(),
+                    source,
+                })?;
+        }
+        // Wait until every listener reports an address, so that the node's
+        // addresses are known (port 0 resolved) when `build` returns.
+        let mut listen_addrs = Vec::new();
+        let mut pending = self.listen.len();
+        while pending > 0 {
+            match StreamExt::select_next_some(&mut swarm).await {
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    tracing::info!("listening on {address}/p2p/{peer_id}");
+                    listen_addrs.push(address);
+                    pending -= 1;
+                }
+                SwarmEvent::ListenerError { error, .. } => {
+                    return Err(StartError::ListenerFailed {
+                        address: self.listen[self.listen.len() - pending].clone(),
+                        reason: error.to_string(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let actors = NodeActors::cell();
+        let supervisor = NodeSupervisor {
+            local_peer: peer_id,
+            listen_addrs: listen_addrs.clone(),
+            book: book.clone(),
+            book_config: self.address_book,
+            registry: self.registry,
+            gate,
+            heartbeat: self.heartbeat,
+            bootstrap,
+            min_peers: self.min_peers,
+            metrics: metrics.clone(),
+            gossip: Arc::new(OutputPort::default()),
+            shutdown_grace: self.shutdown_grace,
+            actors: actors.clone(),
+        };
+        let (supervisor, _) = match parent {
+            Some(parent) => {
+                Actor::spawn_linked(None, supervisor, swarm::Built(swarm), parent).await?
+            }
+            None => Actor::spawn(None, supervisor, swarm::Built(swarm)).await?,
+        };
+        let current = actors.read().expect("actors lock poisoned").clone();
+        let Some(current) = current else {
+            return Err(StartError::Transport(
+                "the node's actors did not start".into(),
+            ));
+        };
+        let lookup = Lookup {
+            book: book.clone(),
+            shared: shared.clone(),
+            swarm: current.swarm.clone(),
+            address_book: current.address_book.clone(),
+            metrics: metrics.clone(),
+            peer_exchange: self.peer_exchange,
+            timeout: self.discovery_timeout,
+        };
+        let connector = Arc::new(Connector {
+            shared: shared.clone(),
+            swarm: current.swarm.clone(),
+            lookup,
+        });
+        let node = Node {
+            inner: Arc::new(Inner {
+                peer_id,
+                listen_addrs,
+                supervisor,
+                actors,
+                shared,
+                book: book.clone(),
+                connector,
+                metrics: metrics.clone(),
+                shutdown_grace: self.shutdown_grace,
+            }),
+        };
+        if self.peer_exchange {
+            node.register(PeerExchange::new(book, metrics))
+                .await
+                .map_err(|e| StartError::Transport(e.to_string().into()))?;
+        }
+        tracing::info!(peer = %peer_id, "node started");
+        Ok(node)
+    }
+}

@@ -1,0 +1,118 @@
+//! The `NetworkBehaviour` of the direct protocols: it admits or denies each
+//! established connection (membership gating) and registers its handler's
+//! request channel in [`Shared`], where callers find it.
+
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use libp2p::{
+    Multiaddr, PeerId,
+    core::{Endpoint, transport::PortUse},
+    swarm::{
+        ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
+        THandlerOutEvent, ToSwarm,
+    },
+};
+
+use super::{Shared, gate::Gate, handler::Handler, outbound::Connection};
+
+/// Why a connection was refused: membership gating is on and the peer is
+/// not in the registry.
+#[derive(Debug, thiserror::Error)]
+#[error("peer {0} is not a member of the subnet")]
+pub struct NotMember(pub PeerId);
+
+/// The behaviour: registers each connection's handler in [`Shared`].
+#[derive(Debug)]
+pub(crate) struct Behaviour {
+    shared: Arc<Shared>,
+    gate: Gate,
+}
+
+impl Behaviour {
+    pub(crate) fn new(shared: Arc<Shared>, gate: Gate) -> Self {
+        Self { shared, gate }
+    }
+
+    fn handler(
+        &self,
+        id: ConnectionId,
+        peer: PeerId,
+        remote: Multiaddr,
+    ) -> Result<Handler, ConnectionDenied> {
+        if !self.gate.admits(&peer) {
+            tracing::debug!(%peer, "connection refused: not a member");
+            return Err(ConnectionDenied::new(NotMember(peer)));
+        }
+        let (connection, requests) = Connection::new();
+        self.shared
+            .connections
+            .entry(peer)
+            .or_default()
+            .insert(id, connection);
+        Ok(Handler::new(self.shared.clone(), peer, remote, requests))
+    }
+}
+
+impl NetworkBehaviour for Behaviour {
+    type ConnectionHandler = Handler;
+    type ToSwarm = Infallible;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        _local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.handler(id, peer, remote_addr.clone())
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        addr: &Multiaddr,
+        _role_override: Endpoint,
+        _port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.handler(id, peer, addr.clone())
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
+        if let FromSwarm::ConnectionClosed(closed) = event {
+            let now_empty = self
+                .shared
+                .connections
+                .get_mut(&closed.peer_id)
+                .map(|mut conns| {
+                    if let Some(conn) = conns.remove(&closed.connection_id) {
+                        conn.outbound.close();
+                    }
+                    conns.is_empty()
+                })
+                .unwrap_or(false);
+            if now_empty {
+                self.shared
+                    .connections
+                    .remove_if(&closed.peer_id, |_, conns| conns.is_empty());
+            }
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _peer: PeerId,
+        _id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
+        Poll::Pending
+    }
+}

@@ -1,0 +1,180 @@
+//! The node's libp2p swarm, built: transports (TCP + Noise + yamux, and
+//! QUIC) and behaviours (connection limits, the direct protocols' streams,
+//! identify, ping, GossipSub and Kademlia). `actors/swarm.rs` owns and
+//! drives what this builds.
+//!
+//! - [`security`]: Noise under the Python template's protocol names.
+//! - `woken`: behaviours whose connection handlers are polled only when woken.
+
+pub mod security;
+pub(crate) mod woken;
+
+use std::{sync::Arc, time::Duration};
+
+use libp2p::{
+    StreamProtocol, Swarm, SwarmBuilder, connection_limits,
+    core::upgrade,
+    gossipsub, identify,
+    identity::Keypair,
+    kad::{self, store::MemoryStore},
+    ping,
+    swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
+    tcp, yamux,
+};
+
+use self::{security::NamedNoise, woken::Woken};
+use crate::{
+    error::StartError,
+    streams::{self, Shared, gate::Gate},
+};
+
+/// Identify protocol version announced by nodes.
+const IDENTIFY_PROTOCOL: &str = "/subnet/1.0.0";
+
+/// Largest GossipSub message: 64 KiB.
+const MAX_GOSSIP_SIZE: usize = 64 * 1024;
+
+/// Connections being set up from remote peers at once.
+const MAX_PENDING_INBOUND: u32 = 64;
+
+/// Established connections to one peer at most.
+const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+
+/// The libp2p behaviours of a node.
+#[derive(NetworkBehaviour)]
+#[allow(missing_docs, missing_debug_implementations)]
+pub(crate) struct Behaviour {
+    /// First, so that a connection over a limit is denied before any other
+    /// behaviour sets up state for it.
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) streams: streams::behaviour::Behaviour,
+    // The others are polled only when woken (see `woken.rs`): most of a
+    // connection's wake-ups are for its request streams.
+    pub(crate) identify: Woken<identify::Behaviour>,
+    pub(crate) ping: Woken<ping::Behaviour>,
+    pub(crate) gossipsub: Woken<gossipsub::Behaviour>,
+    pub(crate) kademlia: Woken<Toggle<kad::Behaviour<MemoryStore>>>,
+}
+
+/// A node's swarm, built and with its listeners bound: the argument of the
+/// actor that owns it. Opaque outside the crate.
+pub struct Built(pub(crate) Swarm<Behaviour>);
+
+impl std::fmt::Debug for Built {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Built")
+            .field("local_peer_id", self.0.local_peer_id())
+            .finish()
+    }
+}
+
+/// How to build a node's swarm.
+#[derive(Debug)]
+pub(crate) struct SwarmOptions {
+    pub(crate) keypair: Keypair,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) gate: Gate,
+    pub(crate) idle_connection_timeout: Duration,
+    /// The subnet's id: names the Kademlia protocol.
+    pub(crate) subnet_id: u64,
+    pub(crate) kademlia: bool,
+    /// GossipSub's own heartbeat (mesh maintenance).
+    pub(crate) gossip_heartbeat: Duration,
+    /// Topics to subscribe to.
+    pub(crate) topics: Vec<String>,
+    /// Names Noise is offered under.
+    pub(crate) noise_names: Vec<&'static str>,
+    /// GossipSub's protocol id, if not libp2p's default (`/meshsub/1.x`).
+    pub(crate) gossipsub_protocol: Option<String>,
+    /// Established inbound connections accepted at most.
+    pub(crate) max_inbound_connections: u32,
+    /// Multistream-select V1-lazy for outbound streams.
+    pub(crate) lazy_negotiation: bool,
+}
+
+/// Builds a swarm: TCP + Noise + yamux and QUIC, with identify, ping,
+/// GossipSub (signed, strict, application-validated) and, if asked,
+/// Kademlia in server mode under the subnet's own protocol name.
+pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartError> {
+    let transport = |e: &dyn std::fmt::Display| StartError::Transport(e.to_string().into());
+    // Keep messages cached for at least 5 s whatever the mesh heartbeat, so
+    // that a validation verdict never arrives after its message was evicted.
+    let history = (5_000 / options.gossip_heartbeat.as_millis().max(1)).max(5) as usize;
+    let mut gossip_config = gossipsub::ConfigBuilder::default();
+    if let Some(protocol) = &options.gossipsub_protocol {
+        gossip_config.protocol_id(protocol.clone(), gossipsub::Version::V1_1);
+    }
+    let gossip_config = gossip_config
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .heartbeat_interval(options.gossip_heartbeat)
+        .history_length(history)
+        .max_transmit_size(MAX_GOSSIP_SIZE)
+        .build()
+        .map_err(|e| transport(&e))?;
+    let mut swarm = SwarmBuilder::with_existing_identity(options.keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            |key: &Keypair| NamedNoise::new(key, options.noise_names.clone()),
+            yamux::Config::default,
+        )
+        .map_err(|e| transport(&e))?
+        .with_quic()
+        .with_behaviour(|key| {
+            let peer = key.public().to_peer_id();
+            let kademlia = options.kademlia.then(|| {
+                let protocol = format!("/subnet/{}/kad/1.0.0", options.subnet_id);
+                let protocol = StreamProtocol::try_from_owned(protocol).expect("starts with /");
+                let mut kad = kad::Behaviour::with_config(
+                    peer,
+                    MemoryStore::new(peer),
+                    kad::Config::new(protocol),
+                );
+                kad.set_mode(Some(kad::Mode::Server));
+                kad
+            });
+            let limits = connection_limits::ConnectionLimits::default()
+                .with_max_pending_incoming(Some(MAX_PENDING_INBOUND))
+                .with_max_established_incoming(Some(options.max_inbound_connections))
+                .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER));
+            Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
+                streams: streams::behaviour::Behaviour::new(
+                    options.shared.clone(),
+                    options.gate.clone(),
+                ),
+                identify: Woken::new(identify::Behaviour::new(identify::Config::new(
+                    IDENTIFY_PROTOCOL.into(),
+                    key.public(),
+                ))),
+                ping: Woken::new(ping::Behaviour::default()),
+                gossipsub: Woken::new(gossipsub::Behaviour::new(
+                    gossipsub::MessageAuthenticity::Signed(key.clone()),
+                    gossip_config,
+                )?),
+                kademlia: Woken::new(kademlia.into()),
+            })
+        })
+        .map_err(|e| transport(&e))?
+        .with_swarm_config(|c| {
+            let c = c.with_idle_connection_timeout(options.idle_connection_timeout);
+            if options.lazy_negotiation {
+                // Outbound streams send their first bytes with the protocol
+                // proposal; a refusal surfaces at the first read (see
+                // `codec::is_unsupported`).
+                c.with_substream_upgrade_protocol_override(upgrade::Version::V1Lazy)
+            } else {
+                c
+            }
+        })
+        .build();
+    for topic in &options.topics {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&gossipsub::IdentTopic::new(topic))
+            .map_err(|e| transport(&e))?;
+    }
+    Ok(swarm)
+}
