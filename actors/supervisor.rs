@@ -134,6 +134,15 @@ pub struct NodeState {
     actors: NodeActors,
     /// When the heartbeat actor was restarted, within the last window.
     restarts: VecDeque<Instant>,
+    /// Emptied when the state goes, however the supervisor ends (ractor
+    /// skips `post_stop` when it fails).
+    published: ActorsCell,
+}
+
+impl Drop for NodeState {
+    fn drop(&mut self) {
+        *self.published.write().expect("actors lock poisoned") = None;
+    }
 }
 
 impl Actor for NodeSupervisor {
@@ -170,6 +179,7 @@ impl Actor for NodeSupervisor {
                 heartbeat: None,
             },
             restarts: VecDeque::new(),
+            published: self.actors.clone(),
         };
         self.start_heartbeat(&myself, &mut state).await?;
         if !self.bootstrap.is_empty() {

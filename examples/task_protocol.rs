@@ -84,7 +84,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             };
             let response = task.call(&destination, request).await;
             node.shutdown().await;
-            println!("{}", String::from_utf8_lossy(&response?.result));
+            // `accepted = false` or an error text is a failure: say why, exit 1.
+            let result = response?.outcome()?;
+            if result.is_empty() {
+                eprintln!("note: the response's result is empty");
+            }
+            println!("{}", String::from_utf8_lossy(&result));
         }
     }
     Ok(())

@@ -30,3 +30,35 @@ impl Protocol for TaskProtocol {
         })
     }
 }
+
+/// Why a task response says the task was not done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskFailed {
+    /// The peer answered `accepted = false`, with its `error` text (empty if
+    /// it gave none).
+    #[error("the peer did not accept the task: {}", reason(.0))]
+    NotAccepted(String),
+    /// The peer answered `accepted = true` but with an `error` text.
+    #[error("the peer reported an error: {0}")]
+    Error(String),
+}
+
+fn reason(text: &str) -> &str {
+    if text.is_empty() {
+        "no reason given"
+    } else {
+        text
+    }
+}
+
+impl TaskResponse {
+    /// The result, or why the peer says the task was not done: `accepted =
+    /// false`, or an `error` text. The result may be empty.
+    pub fn outcome(self) -> Result<bytes::Bytes, TaskFailed> {
+        match (self.accepted, self.error.is_empty()) {
+            (false, _) => Err(TaskFailed::NotAccepted(self.error)),
+            (true, false) => Err(TaskFailed::Error(self.error)),
+            (true, true) => Ok(self.result),
+        }
+    }
+}

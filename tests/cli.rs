@@ -255,3 +255,130 @@ fn the_demo_succeeds() {
     );
     assert!(out.contains("all 12 calls succeeded"), "{out}");
 }
+
+/// A task-protocol server in this process whose answer the payload
+/// chooses: `refuse` (accepted = false, with a reason), `empty` (an empty
+/// result), `hang` (tells `started`, then never answers).
+#[derive(Clone, Default)]
+struct Answers {
+    started: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl subnet::Protocol for Answers {
+    const ID: &'static str = "/subnet/task_protocol/1.0.0";
+    type Request = subnet::task::TaskRequest;
+    type Response = subnet::task::TaskResponse;
+
+    async fn handle(
+        &self,
+        _ctx: subnet::RequestContext,
+        request: subnet::task::TaskRequest,
+    ) -> Result<subnet::task::TaskResponse, subnet::HandlerError> {
+        let (accepted, result, error) = match &request.payload[..] {
+            b"refuse" => (false, "", "no capacity for tasks"),
+            b"empty" => (true, "", ""),
+            _ => {
+                self.started.notify_one();
+                std::future::pending::<()>().await;
+                unreachable!()
+            }
+        };
+        Ok(subnet::task::TaskResponse {
+            accepted,
+            result: result.as_bytes().to_vec().into(),
+            error: error.to_owned(),
+        })
+    }
+}
+
+async fn call_through_the_binary(address: &str, payload: &str) -> Output {
+    tokio::process::Command::new(BIN)
+        .args(["call", address, payload])
+        .output()
+        .await
+        .expect("the binary runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_fails_with_the_remote_reason_when_the_task_is_not_accepted() {
+    let (_server, address) = common::server(Answers::default()).await;
+    let output = call_through_the_binary(&address, "refuse").await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("did not accept the task: no capacity for tasks"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_says_so_when_the_result_is_empty() {
+    let (_server, address) = common::server(Answers::default()).await;
+    let output = call_through_the_binary(&address, "empty").await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the response's result is empty"),
+        "{stderr}"
+    );
+}
+
+/// Not a test on its own: the server process of the next test, run by it
+/// as `<this test binary> --ignored --exact hanging_server_process` with
+/// `SUBNET_HANGING_SERVER=1`. It prints its address, then `started` when a
+/// call reaches its handler, which never answers.
+#[tokio::test]
+#[ignore = "run by call_says_the_connection_was_lost_when_the_server_dies_mid_call"]
+async fn hanging_server_process() {
+    if std::env::var_os("SUBNET_HANGING_SERVER").is_none() {
+        return;
+    }
+    let answers = Answers::default();
+    let started = answers.started.clone();
+    let (_server, address) = common::server(answers).await;
+    println!("listening on {address}");
+    started.notified().await;
+    println!("started");
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_says_the_connection_was_lost_when_the_server_dies_mid_call() {
+    use tokio::io::AsyncBufReadExt;
+    let mut server = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "hanging_server_process",
+            "--nocapture",
+        ])
+        .env("SUBNET_HANGING_SERVER", "1")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("the server process speaks in time")
+            .unwrap()
+            .expect("the server process runs")
+    };
+    let address = loop {
+        if let Some(address) = next_line().await.strip_prefix("listening on ") {
+            break address.to_owned();
+        }
+    };
+    let call = tokio::spawn(async move { call_through_the_binary(&address, "hang").await });
+    while next_line().await != "started" {}
+    // The server process dies with the call waiting for its response.
+    server.kill().await.unwrap();
+    let output = call.await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("was lost while waiting for the response"),
+        "{stderr}"
+    );
+}

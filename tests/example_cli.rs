@@ -68,3 +68,20 @@ fn bad_destinations_get_one_clear_line() {
     let listen = fails_with_one_line(&["serve", "--listen", "not-an-address"]);
     assert!(listen.contains("not a multiaddr"), "{listen}");
 }
+
+#[test]
+fn the_embedded_example_restarts_its_failed_node() {
+    let embedded = example().with_file_name("embedded");
+    let run = Command::new(embedded).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(stdout.matches("answered HELLO").count(), 2, "{stdout}");
+    assert!(
+        stdout.contains("failed (the swarm actor stopped: killed); starting a new one"),
+        "{stdout}"
+    );
+}

@@ -28,6 +28,14 @@ pub struct NamedNoise {
     names: Vec<&'static str>,
 }
 
+impl std::fmt::Debug for NamedNoise {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NamedNoise")
+            .field("names", &self.names)
+            .finish()
+    }
+}
+
 impl NamedNoise {
     /// Noise for `keypair` under `names`.
     pub fn new(keypair: &Keypair, names: Vec<&'static str>) -> Result<Self, noise::Error> {

@@ -171,8 +171,14 @@ async fn run(command: Command) -> Result<(), String> {
                 .with_config(subnet::Config::default().with_call_timeout(CLIENT_TIMEOUT));
             let response = client.call(&destination, request).await;
             node.shutdown().await;
-            let response = response.map_err(|e| e.to_string())?;
-            println!("{}", String::from_utf8_lossy(&response.result));
+            let result = response
+                .map_err(|e| e.to_string())?
+                .outcome()
+                .map_err(|e| e.to_string())?;
+            if result.is_empty() {
+                eprintln!("note: the response's result is empty");
+            }
+            println!("{}", String::from_utf8_lossy(&result));
             Ok(())
         }
         Command::Peers { node: target } => {
