@@ -9,7 +9,7 @@
 //! `registry_timeout`, or panics, counts as a failed read: the next refresh
 //! tries again, and the book and the gate keep what the last good read gave.
 
-use std::{panic::AssertUnwindSafe, sync::Arc};
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Instant};
 
 use futures::FutureExt;
 use libp2p::{Multiaddr, PeerId};
@@ -144,17 +144,26 @@ impl Actor for AddressBookActor {
                 subnet_node_id,
             } => {
                 if peer != self.local_peer {
-                    let events = book.merge(peer, addresses, source, subnet_node_id, config);
+                    let events = book.merge(
+                        peer,
+                        addresses,
+                        source,
+                        subnet_node_id,
+                        config,
+                        Instant::now(),
+                    );
                     self.publish(&state.events, events);
                 }
             }
-            AddressBookMessage::Confirmed { peer, address } => book.confirm(&peer, &address),
+            AddressBookMessage::Confirmed { peer, address } => {
+                book.confirm(&peer, &address, Instant::now())
+            }
             AddressBookMessage::DialFailed { peer, addresses } => book.demote(&peer, &addresses),
             AddressBookMessage::Subscribe { reply } => {
                 let _ = reply.send(state.events.subscribe());
             }
             AddressBookMessage::Expire => {
-                let events = book.expire(config);
+                let events = book.expire(config, Instant::now());
                 self.publish(&state.events, events);
                 let counts = book.count_by_source();
                 for source in Source::ALL {
@@ -195,6 +204,7 @@ impl Actor for AddressBookActor {
                                 Source::Registry,
                                 Some(member.subnet_node_id),
                                 config,
+                                Instant::now(),
                             ));
                         }
                         self.publish(&state.events, events);

@@ -281,7 +281,8 @@ impl AddressBook {
         counts
     }
 
-    /// Merges addresses of `peer` (writer: the address book actor only).
+    /// Merges addresses of `peer`, confirmed at `now` (writer: the address
+    /// book actor only; the clock is its, so tests can set it).
     pub(crate) fn merge(
         &self,
         peer: PeerId,
@@ -289,8 +290,8 @@ impl AddressBook {
         source: Source,
         subnet_node_id: Option<u64>,
         config: &Config,
+        now: Instant,
     ) -> Vec<Event> {
-        let now = Instant::now();
         let mut events = Vec::new();
         if !self.peers.contains_key(&peer) {
             if addresses.is_empty() {
@@ -339,12 +340,12 @@ impl AddressBook {
         events
     }
 
-    /// Marks a dial of `address` as successful.
-    pub(crate) fn confirm(&self, peer: &PeerId, address: &Multiaddr) {
+    /// Marks a dial of `address` as successful at `now`.
+    pub(crate) fn confirm(&self, peer: &PeerId, address: &Multiaddr, now: Instant) {
         let address = without_peer_id(address.clone());
         if let Some(mut record) = self.peers.get_mut(peer) {
             if let Some(entry) = record.addresses.iter_mut().find(|e| e.address == address) {
-                entry.confirmed = Instant::now();
+                entry.confirmed = now;
                 entry.failures = 0;
             }
             sort(&mut record.addresses);
@@ -364,9 +365,9 @@ impl AddressBook {
         }
     }
 
-    /// Drops addresses older than their source's TTL, and peers left with none.
-    pub(crate) fn expire(&self, config: &Config) -> Vec<Event> {
-        let now = Instant::now();
+    /// Drops addresses older than their source's TTL at `now`, and peers
+    /// left with none.
+    pub(crate) fn expire(&self, config: &Config, now: Instant) -> Vec<Event> {
         let mut gone = Vec::new();
         self.peers.retain(|peer, record| {
             record.addresses.retain(|e| {
@@ -429,4 +430,139 @@ pub(crate) fn without_peer_id(mut address: Multiaddr) -> Multiaddr {
         address.pop();
     }
     address
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(port: u16) -> Multiaddr {
+        format!("/ip4/10.201.0.1/tcp/{port}").parse().unwrap()
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn addresses_expire_after_their_source_ttl_and_confirmation_renews_them() {
+        let config = Config::default().with_ttl(Source::Heartbeat, Some(10 * SECOND));
+        let book = AddressBook::default();
+        let (peer, start) = (PeerId::random(), Instant::now());
+        let events = book.merge(
+            peer,
+            vec![address(1)],
+            Source::Heartbeat,
+            Some(7),
+            &config,
+            start,
+        );
+        assert!(matches!(
+            events[0],
+            Event::PeerAdded {
+                source: Source::Heartbeat,
+                ..
+            }
+        ));
+        assert_eq!(book.lookup(&peer).unwrap().subnet_node_id, Some(7));
+
+        // Confirmed at 8 s: still there at 15 s, gone at 18 s.
+        book.confirm(&peer, &address(1), start + 8 * SECOND);
+        assert!(book.expire(&config, start + 15 * SECOND).is_empty());
+        assert_eq!(book.addresses(&peer), vec![address(1)]);
+        let gone = book.expire(&config, start + 18 * SECOND);
+        assert!(matches!(gone[..], [Event::PeerExpired { peer: p }] if p == peer));
+        assert!(!book.contains(&peer));
+    }
+
+    #[test]
+    fn registry_and_manual_addresses_never_expire_and_keep_their_longer_ttl() {
+        let config = Config::default();
+        let book = AddressBook::default();
+        let (peer, start) = (PeerId::random(), Instant::now());
+        book.merge(
+            peer,
+            vec![address(1)],
+            Source::Registry,
+            None,
+            &config,
+            start,
+        );
+        // Heard again through a heartbeat: the address keeps the registry's TTL.
+        book.merge(
+            peer,
+            vec![address(1)],
+            Source::Heartbeat,
+            None,
+            &config,
+            start,
+        );
+        let later = start + 365 * 24 * 3600 * SECOND;
+        assert!(book.expire(&config, later).is_empty());
+        assert_eq!(
+            book.lookup(&peer).unwrap().addresses[0].source,
+            Source::Registry
+        );
+    }
+
+    #[test]
+    fn failed_and_stale_addresses_sort_last() {
+        let config = Config::default();
+        let book = AddressBook::default();
+        let (peer, start) = (PeerId::random(), Instant::now());
+        book.merge(
+            peer,
+            vec![address(1)],
+            Source::Identify,
+            None,
+            &config,
+            start,
+        );
+        book.merge(
+            peer,
+            vec![address(2)],
+            Source::Identify,
+            None,
+            &config,
+            start + SECOND,
+        );
+        assert_eq!(
+            book.addresses(&peer),
+            vec![address(2), address(1)],
+            "newest first"
+        );
+        book.demote(&peer, &[address(2)]);
+        assert_eq!(
+            book.addresses(&peer),
+            vec![address(1), address(2)],
+            "failed last"
+        );
+    }
+
+    #[test]
+    fn a_full_book_evicts_the_least_recently_confirmed_peers() {
+        let config = Config::default().with_max_peers(64);
+        let book = AddressBook::default();
+        let start = Instant::now();
+        let peers: Vec<PeerId> = (0..64).map(|_| PeerId::random()).collect();
+        for (i, peer) in peers.iter().enumerate() {
+            let at = start + (i as u32) * SECOND;
+            book.merge(*peer, vec![address(1)], Source::Identify, None, &config, at);
+        }
+        let newcomer = PeerId::random();
+        let events = book.merge(
+            newcomer,
+            vec![address(1)],
+            Source::Identify,
+            None,
+            &config,
+            start + 100 * SECOND,
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::PeerExpired { peer } if *peer == peers[0]))
+        );
+        assert!(!book.contains(&peers[0]), "the oldest went");
+        assert!(book.contains(&newcomer) && book.contains(&peers[63]));
+        assert!(book.len() <= 64);
+    }
 }
