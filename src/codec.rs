@@ -44,6 +44,9 @@ pub enum FrameError {
 }
 
 /// Reads one length-prefixed frame of at most `max_len` bytes.
+///
+/// Not cancel-safe: dropped mid-frame, the bytes read so far are lost and
+/// the stream is left inside the frame; drop the stream with it.
 pub async fn read_frame<S>(stream: &mut S, max_len: usize) -> Result<Vec<u8>, FrameError>
 where
     S: AsyncRead + Unpin,
@@ -136,6 +139,9 @@ pub fn encode_frame<M: prost::Message>(message: &M) -> Vec<u8> {
 }
 
 /// Writes an already encoded frame and flushes it.
+///
+/// Not cancel-safe: dropped mid-write, part of the frame may have been sent;
+/// drop (reset) the stream with it.
 pub async fn write_frame<S>(stream: &mut S, frame: &[u8]) -> io::Result<()>
 where
     S: AsyncWrite + Unpin,

@@ -5,11 +5,11 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use libp2p::{Multiaddr, identity::Keypair, swarm::SwarmEvent};
-use ractor::{Actor, ActorCell, OutputPort};
+use ractor::{Actor, ActorCell, ActorRef, OutputPort};
 
 use super::{Inner, Node};
 use crate::{
-    actors::supervisor::{NodeActors, NodeSupervisor},
+    actors::supervisor::{NodeActors, NodeMessage, NodeSupervisor},
     call::connect::Connector,
     destination::Destination,
     discovery::{
@@ -203,7 +203,7 @@ impl NodeBuilder {
     /// instead of waiting a round trip for the remote to confirm the
     /// protocol (multistream-select "V1-lazy"; default: off). A call then
     /// costs one round trip instead of two; a remote that does not speak the
-    /// protocol is still reported as [`CallError::Unsupported`](crate::CallError::Unsupported).
+    /// protocol is still reported as [`CallError::Unsupported`](crate::call::CallError::Unsupported).
     ///
     /// It applies to every protocol the node dials (identify, ping, GossipSub,
     /// Kademlia too). rust-libp2p peers handle it; py-libp2p 0.8 does not:
@@ -240,13 +240,19 @@ impl NodeBuilder {
         self
     }
 
-    /// Starts the node with its own root supervisor.
+    /// Starts the node with its own root supervisor: returns once every
+    /// listener reported its address and the actors run.
+    ///
+    /// Cancel-safe: dropped before it returns, it stops whatever it started.
     pub async fn build(self) -> Result<Node, StartError> {
         self.start(None).await
     }
 
     /// Starts the node as a child of `supervisor`, an actor of the caller's
-    /// own system: if the node fails, that supervisor is told.
+    /// own system: if the node fails, that supervisor receives
+    /// `SupervisionEvent::ActorFailed`.
+    ///
+    /// Cancel-safe, as [`NodeBuilder::build`].
     pub async fn spawn_linked(self, supervisor: ActorCell) -> Result<Node, StartError> {
         self.start(Some(supervisor)).await
     }
@@ -346,6 +352,9 @@ impl NodeBuilder {
             }
             None => Actor::spawn(None, supervisor, swarm::Built(swarm)).await?,
         };
+        // Dropped before the node is handed over (the caller gave up), the
+        // guard stops the actors just started.
+        let started = StopOnDrop(Some(supervisor.clone()));
         let current = actors.read().expect("actors lock poisoned").clone();
         let Some(current) = current else {
             return Err(StartError::Transport(
@@ -384,7 +393,25 @@ impl NodeBuilder {
                 .await
                 .map_err(|e| StartError::Transport(e.to_string().into()))?;
         }
+        started.disarm();
         tracing::info!(peer = %peer_id, "node started");
         Ok(node)
+    }
+}
+
+/// Stops a just-started node's supervisor unless disarmed.
+struct StopOnDrop(Option<ActorRef<NodeMessage>>);
+
+impl StopOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(supervisor) = self.0.take() {
+            supervisor.stop(Some("the node's start was abandoned".into()));
+        }
     }
 }
