@@ -177,7 +177,10 @@ impl Actor for AddressBookActor {
                     let registry = registry.clone();
                     let timeout = config.registry_timeout();
                     tokio::spawn(async move {
-                        let read = AssertUnwindSafe(registry.members()).catch_unwind();
+                        // Inside the async block, so that a panic before the
+                        // backend's future exists is caught too.
+                        let read = AssertUnwindSafe(async move { registry.members().await })
+                            .catch_unwind();
                         let read = match tokio::time::timeout(timeout, read).await {
                             Ok(Ok(read)) => read,
                             Ok(Err(panic)) => Err(RegistryError::Panicked(panic_message(&panic))),

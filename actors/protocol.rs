@@ -26,9 +26,10 @@ use tokio::sync::Semaphore;
 
 use super::request::RequestActor;
 use crate::{
+    context::RequestId,
     error::ServeError,
     metrics::{Direction, RequestMetrics},
-    protocol::{Config, Protocol, RequestId},
+    protocol::{Config, Protocol},
     streams::{
         Shared,
         admission::{InboundSink, InboundStream, Route},

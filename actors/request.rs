@@ -17,9 +17,10 @@ use tracing::Instrument;
 
 use crate::{
     codec,
+    context::RequestContext,
     error::ServeError,
     metrics::RequestMetrics,
-    protocol::{Config, Protocol, RequestContext},
+    protocol::{Config, Protocol},
     streams::admission::InboundStream,
 };
 
@@ -50,22 +51,29 @@ impl<P> std::fmt::Debug for RequestActor<P> {
 
 impl<P: Protocol> Actor for RequestActor<P> {
     type Msg = RequestMessage;
-    type State = InboundStream;
+    /// The stream, taken when served: its permits go back as soon as the
+    /// request ends, not when ractor hands the ended actor's state to the
+    /// protocol actor.
+    type State = Option<InboundStream>;
     type Arguments = InboundStream;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<RequestMessage>,
         inbound: InboundStream,
-    ) -> Result<InboundStream, ActorProcessingErr> {
-        Ok(inbound)
+    ) -> Result<Option<InboundStream>, ActorProcessingErr> {
+        Ok(Some(inbound))
     }
 
     async fn post_start(
         &self,
         myself: ActorRef<RequestMessage>,
-        inbound: &mut InboundStream,
+        state: &mut Option<InboundStream>,
     ) -> Result<(), ActorProcessingErr> {
+        let Some(mut inbound) = state.take() else {
+            return Ok(());
+        };
+        let inbound = &mut inbound;
         let started = Instant::now();
         let _in_flight = self.metrics.in_flight();
         let span = tracing::debug_span!("request", id = %inbound.id, protocol = P::ID, peer = %inbound.peer, outcome = tracing::field::Empty, duration_us = tracing::field::Empty);

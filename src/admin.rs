@@ -5,9 +5,10 @@
 //! address (the operator's own machine), and refuses everyone else.
 
 use crate::{
+    context::RequestContext,
     discovery::address_book::{AddressBook, is_loopback},
     error::HandlerError,
-    protocol::{Protocol, RequestContext},
+    protocol::Protocol,
 };
 
 include!(concat!(env!("OUT_DIR"), "/subnet.admin.rs"));

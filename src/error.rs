@@ -6,7 +6,7 @@ use std::{error::Error as StdError, fmt, io, time::Duration};
 
 use libp2p::{Multiaddr, PeerId, StreamProtocol, TransportError};
 
-use crate::{codec::FrameError, protocol::RequestId};
+use crate::{codec::FrameError, context::RequestId};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]

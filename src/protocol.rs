@@ -4,11 +4,12 @@
 //! async handler. The framework owns everything else: the wire format, limits,
 //! timeouts, supervision, metrics and cleanup.
 
-use std::{fmt, future::Future, time::Duration};
+use std::{future::Future, time::Duration};
 
-use libp2p::{Multiaddr, PeerId, StreamProtocol};
-
-use crate::error::{HandlerError, ServeError};
+use crate::{
+    context::RequestContext,
+    error::{HandlerError, ServeError},
+};
 
 /// A direct request/response protocol.
 ///
@@ -60,38 +61,6 @@ pub trait Protocol: Send + Sync + 'static {
     fn on_failure(&self, error: &ServeError) {
         let _ = error;
     }
-}
-
-/// An inbound request's id, unique on its node for the node's life: in the
-/// request's [`RequestContext`], its `request` span and every log line and
-/// [`ServeError`] about it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestId(pub(crate) u64);
-
-impl RequestId {
-    /// The id as a number.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for RequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
-
-/// What a handler knows about the request it answers.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    /// The request's id on this node.
-    pub id: RequestId,
-    /// The peer that opened the stream.
-    pub peer: PeerId,
-    /// The protocol the stream negotiated.
-    pub protocol: StreamProtocol,
-    /// The remote address of the connection, where known.
-    pub remote_addr: Option<Multiaddr>,
 }
 
 /// Limits and timeouts of one protocol, for both its server and its callers.

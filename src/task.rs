@@ -2,10 +2,7 @@
 //! being the payload upper-cased. Wire-compatible with the Python subnet
 //! template's example protocol of the same id.
 
-use crate::{
-    error::HandlerError,
-    protocol::{Protocol, RequestContext},
-};
+use crate::{context::RequestContext, error::HandlerError, protocol::Protocol};
 
 include!(concat!(env!("OUT_DIR"), "/subnet.task.rs"));
 

@@ -261,9 +261,11 @@ async fn shutdown_cuts_off_a_handler_running_past_the_grace_period() {
     );
 }
 
-/// A registry that answers with `first`, then hangs once, then answers
-/// with `later` for good.
+/// A registry that answers with `first`, then hangs once (or, with
+/// `panics`, panics before returning its future), then answers with
+/// `later` for good.
 struct Hanging {
+    panics: bool,
     reads: AtomicUsize,
     first: Vec<subnet::registry::Member>,
     later: Vec<subnet::registry::Member>,
@@ -277,6 +279,9 @@ impl subnet::registry::Registry for Hanging {
         Result<Vec<subnet::registry::Member>, subnet::registry::RegistryError>,
     > {
         let read = self.reads.fetch_add(1, Ordering::Relaxed);
+        if read == 1 && self.panics {
+            panic!("deliberate panic in a registry backend");
+        }
         Box::pin(async move {
             match read {
                 0 => Ok(self.first.clone()),
@@ -289,6 +294,15 @@ impl subnet::registry::Registry for Hanging {
 
 #[tokio::test]
 async fn a_hung_registry_read_times_out_and_the_next_read_is_taken() {
+    registry_recovers(false).await;
+}
+
+#[tokio::test]
+async fn a_panicking_registry_read_fails_and_the_next_read_is_taken() {
+    registry_recovers(true).await;
+}
+
+async fn registry_recovers(panics: bool) {
     let member = |n: u64| subnet::registry::Member {
         peer_id: subnet::PeerId::random(),
         subnet_node_id: n,
@@ -296,6 +310,7 @@ async fn a_hung_registry_read_times_out_and_the_next_read_is_taken() {
     };
     let (a, b) = (member(1), member(2));
     let registry = Hanging {
+        panics,
         reads: AtomicUsize::new(0),
         first: vec![a.clone()],
         later: vec![a.clone(), b.clone()],

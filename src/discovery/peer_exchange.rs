@@ -17,10 +17,11 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::{
     codec,
+    context::RequestContext,
     discovery::address_book::AddressBook,
     error::HandlerError,
     metrics::Metrics,
-    protocol::{Config, Protocol, RequestContext},
+    protocol::{Config, Protocol},
     streams::{Shared, exchange::Progress},
 };
 

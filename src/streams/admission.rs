@@ -11,7 +11,7 @@ use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Shared;
-use crate::{metrics::RefusalReason, protocol::RequestId};
+use crate::{context::RequestId, metrics::RefusalReason};
 
 /// An inbound stream handed to a protocol's sink, with the permit that
 /// counts it against the protocol's capacity until the request ends.

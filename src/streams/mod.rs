@@ -44,7 +44,7 @@ pub use self::{
     outbound::{MAX_OUTBOUND_STREAMS_PER_CONNECTION, OutboundStream},
 };
 use self::{admission::Route, outbound::Connection};
-use crate::{metrics::Metrics, protocol::RequestId};
+use crate::{context::RequestId, metrics::Metrics};
 
 /// State shared by the behaviour, every connection handler and the callers.
 pub(crate) struct Shared {
