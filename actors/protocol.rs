@@ -89,7 +89,9 @@ struct RouteGuard {
 
 impl Drop for RouteGuard {
     fn drop(&mut self) {
-        self.shared.remove_route(&self.protocol);
+        // Only this registration's route: the protocol may have been
+        // registered again since this actor stopped.
+        self.shared.routes.remove(&self.protocol, &self.admitted);
     }
 }
 
@@ -118,13 +120,17 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
         (): (),
     ) -> Result<ProtocolState, ActorProcessingErr> {
         let protocol = StreamProtocol::new(P::ID);
-        let capacity = self.config.max_concurrent() + self.config.max_pending();
+        let capacity = self
+            .config
+            .max_concurrent()
+            .saturating_add(self.config.max_pending())
+            .min(Semaphore::MAX_PERMITS);
         let admitted = Arc::new(Semaphore::new(capacity));
         let route = Route {
             sink: Box::new(Mailbox(myself)),
             admitted: admitted.clone(),
         };
-        if !self.shared.add_route(protocol.clone(), route) {
+        if !self.shared.routes.add(protocol.clone(), route) {
             return Err(format!("protocol {protocol} is already registered").into());
         }
         tracing::info!(%protocol, "serving protocol");
@@ -135,7 +141,9 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
                 admitted,
                 capacity,
             },
-            running: Arc::new(Semaphore::new(self.config.max_concurrent())),
+            running: Arc::new(Semaphore::new(
+                self.config.max_concurrent().min(Semaphore::MAX_PERMITS),
+            )),
             metrics: self.shared.metrics().requests(P::ID, Direction::Inbound),
             requests: HashMap::new(),
         })
@@ -193,7 +201,12 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
             Err(error) => {
                 // Not a typed failure: the actor panicked.
                 state.metrics.outcome("panic");
-                let (id, peer) = request.unwrap_or((RequestId(0), PeerId::random()));
+                let Some((id, peer)) = request else {
+                    // Every request actor is noted when spawned; should one
+                    // not be, its failure is still logged and counted.
+                    tracing::warn!(protocol = P::ID, "a request actor panicked: {error}");
+                    return Ok(());
+                };
                 ServeError::Panicked {
                     id,
                     peer,
@@ -224,7 +237,9 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
         state: &mut ProtocolState,
     ) -> Result<(), ActorProcessingErr> {
         // No new streams; the requests still waiting for a slot are refused.
-        self.shared.remove_route(&state.route.protocol);
+        self.shared
+            .routes
+            .remove(&state.route.protocol, &state.route.admitted);
         state.running.close();
         let started = Instant::now();
         let drained = tokio::time::timeout(
@@ -232,7 +247,7 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
             state
                 .route
                 .admitted
-                .acquire_many(state.route.capacity as u32),
+                .acquire_many(u32::try_from(state.route.capacity).unwrap_or(u32::MAX)),
         )
         .await;
         match drained {

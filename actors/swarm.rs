@@ -128,7 +128,16 @@ pub enum SwarmMessage {
         /// Answered with the connected peers.
         reply: RpcReplyPort<Vec<PeerId>>,
     },
+    /// Close every connection gracefully, so that what was written on
+    /// them (a response, say) is flushed, and dial no more.
+    CloseConnections {
+        /// Answered once no connection is left.
+        reply: RpcReplyPort<()>,
+    },
 }
+
+/// Time a stopping swarm actor gives its connections to close gracefully.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How often the loop checks that it has `min_peers` connections.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
@@ -180,6 +189,7 @@ impl Actor for SwarmActor {
             min_peers: self.min_peers,
             metrics: self.metrics.clone(),
             unsent: None,
+            closing: None,
         };
         let event_loop = tokio::spawn(async move {
             let ended = AssertUnwindSafe(event_loop.run()).catch_unwind().await;
@@ -210,6 +220,31 @@ impl Actor for SwarmActor {
             .map_err(|_| "the swarm event loop has stopped")?;
         Ok(())
     }
+
+    /// A graceful stop closes the connections first, so that responses
+    /// already written reach their callers; the swarm goes when the state
+    /// is dropped.
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SwarmMessage>,
+        state: &mut SwarmState,
+    ) -> Result<(), ActorProcessingErr> {
+        Self::close_connections(state).await;
+        Ok(())
+    }
+}
+
+impl SwarmActor {
+    /// Closes the connections gracefully, within [`CLOSE_TIMEOUT`].
+    async fn close_connections(state: &SwarmState) {
+        let (reply, closed) = tokio::sync::oneshot::channel();
+        let asked = state.commands.send(SwarmMessage::CloseConnections {
+            reply: reply.into(),
+        });
+        if asked.await.is_ok() {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, closed).await;
+        }
+    }
 }
 
 impl Drop for SwarmState {
@@ -236,6 +271,8 @@ struct EventLoop {
     /// peer had subscribed to its topic yet (a node's first heartbeat):
     /// published as soon as one does, not a whole interval later.
     unsent: Option<(gossipsub::TopicHash, Vec<u8>)>,
+    /// Set once the node is stopping: who waits for the last connection to close.
+    closing: Option<Vec<RpcReplyPort<()>>>,
 }
 
 impl EventLoop {
@@ -258,6 +295,9 @@ impl EventLoop {
     /// `min_peers` connections, so that GossipSub has a mesh to work with
     /// even when every node bootstrapped to the same one.
     fn keep_connected(&mut self) {
+        if self.closing.is_some() {
+            return;
+        }
         let connected = self.swarm.connected_peers().count();
         if connected >= self.min_peers {
             return;
@@ -326,6 +366,23 @@ impl EventLoop {
             }
             SwarmMessage::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            SwarmMessage::CloseConnections { reply } => {
+                let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                for peer in peers {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+                self.closing.get_or_insert_default().push(reply);
+                self.answer_closing();
+            }
+        }
+    }
+
+    /// Answers those waiting for the connections to close, once none is left.
+    fn answer_closing(&mut self) {
+        if self.swarm.connected_peers().next().is_none() {
+            for reply in self.closing.iter_mut().flat_map(std::mem::take) {
+                let _ = reply.send(());
             }
         }
     }
@@ -481,6 +538,9 @@ impl EventLoop {
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
                 self.metrics
                     .connected_peers(self.swarm.connected_peers().count());
+                if self.closing.is_some() {
+                    self.answer_closing();
+                }
             }
             _ => {}
         }

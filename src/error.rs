@@ -39,6 +39,9 @@ pub enum StartError {
     /// An actor of the node failed to start.
     #[error("an actor failed to start: {0}")]
     Spawn(#[from] ractor::SpawnErr),
+    /// A built-in protocol (peer exchange) could not be registered.
+    #[error("a built-in protocol could not be registered: {0}")]
+    Register(#[from] RegisterError),
 }
 
 fn describe_listen(error: &TransportError<io::Error>) -> String {

@@ -80,7 +80,7 @@ async fn a_denied_connection_fails_to_open() {
     let caller = lazy_node(Node::builder()).await;
     let error = client(&caller).call(address, task("x")).await.unwrap_err();
     // The request left with the proposal, so the stream counts as opened:
-    // the server's closing the connection is lost under it.
+    // the server then closes the connection under it.
     assert!(
         matches!(
             error,

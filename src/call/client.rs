@@ -1,7 +1,6 @@
 //! `Client<P>`: calls protocol `P` on other peers. A call encodes the
-//! request, gets a connection (`connect.rs`), has the connection's handler
-//! run the exchange (`src/streams/exchange.rs`), and decodes the response;
-//! a failure on the way is named once, in `error.rs`.
+//! request, hands it down to `connect.rs` (which gets a connection, has it
+//! run the exchange and names any failure), and decodes the response.
 
 use std::sync::Arc;
 
@@ -9,16 +8,12 @@ use bytes::Bytes;
 use libp2p::StreamProtocol;
 use tokio::time::Instant;
 
-use super::{
-    connect::Connector,
-    error::{CallError, exchange_failed},
-};
+use super::{connect::Connector, error::CallError};
 use crate::{
     codec,
     destination::Destination,
     metrics::{Direction, Metrics, RequestMetrics},
     protocol::{Config, Protocol},
-    streams::exchange::Progress,
 };
 
 /// Calls protocol `P` on other peers. Cloning is cheap.
@@ -121,21 +116,10 @@ impl<P: Protocol> Client<P> {
         let peer = destination.peer();
         let timeout = self.config.call_timeout();
         let deadline = Instant::now() + timeout;
-        let progress = Arc::new(Progress::default());
-        let shared = &self.connector.shared;
-        let attempt = || shared.exchange(peer, self.protocol.clone(), &frame, max, &progress);
         let body = self
             .connector
-            .on_connection(
-                destination,
-                &self.protocol,
-                deadline,
-                timeout,
-                attempt,
-                || progress.get().into(),
-            )
-            .await?
-            .map_err(|error| exchange_failed(peer, &self.protocol, error))?;
+            .exchange(destination, &self.protocol, &frame, max, deadline, timeout)
+            .await?;
         self.metrics.frame_bytes(frame.len(), body.len());
         // From `Bytes`: `bytes` fields share the frame's buffer, no copy.
         let response = <P::Response as prost::Message>::decode(Bytes::from(body))

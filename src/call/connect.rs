@@ -1,22 +1,24 @@
-//! Getting a stream to a peer: open it on an existing connection, or find
-//! the peer's addresses (`src/discovery/lookup.rs`), dial them through the
-//! swarm actor and try once more. Everything here runs under the caller's
-//! deadline.
+//! Getting a stream to a peer: open it on an existing connection (a raw
+//! stream, or an exchange run by the connection: `src/streams/outbound.rs`),
+//! or find the peer's addresses (`src/discovery/lookup.rs`), dial them
+//! through the swarm actor and try once more; then name any failure
+//! (`error.rs`). Everything here runs under the caller's deadline.
 
 use std::{sync::Arc, time::Duration};
 
+use bytes::Bytes;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use ractor::{ActorRef, RpcReplyPort};
 use tokio::time::{Instant, timeout_at};
 
-use super::error::{CallError, Phase, open_failed};
+use super::error::{CallError, Phase, exchange_failed, open_failed};
 use crate::{
     actors::swarm::SwarmMessage,
     destination::Destination,
     discovery::{address_book::Source, lookup::Lookup},
     streams::{
         Shared,
-        outbound::{OpenError, OutboundStream},
+        outbound::{OpenError, OutboundStream, Progress},
     },
 };
 
@@ -50,17 +52,41 @@ impl Connector {
         timeout: Duration,
     ) -> Result<OutboundStream, CallError> {
         let peer = destination.peer();
-        let attempt = || self.shared.open(peer, protocol.clone());
+        let connections = &self.shared.connections;
+        let attempt = || connections.open(peer, protocol);
         self.on_connection(destination, protocol, deadline, timeout, attempt, || {
             Phase::Open
         })
         .await
     }
 
+    /// Sends `frame` on a new stream of `protocol` to `destination` and
+    /// returns the response frame's body (at most `max` bytes), by
+    /// `deadline`.
+    pub(crate) async fn exchange(
+        &self,
+        destination: &Destination,
+        protocol: &StreamProtocol,
+        frame: &Bytes,
+        max: usize,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let peer = destination.peer();
+        let progress = Arc::new(Progress::default());
+        let connections = &self.shared.connections;
+        let attempt = || connections.exchange(peer, protocol, frame, max, &progress);
+        self.on_connection(destination, protocol, deadline, timeout, attempt, || {
+            progress.get().into()
+        })
+        .await?
+        .map_err(|error| exchange_failed(peer, protocol, error))
+    }
+
     /// Runs `attempt` (opening a stream on a connection to the destination),
     /// dialing first if there is no connection or it closed before the
     /// stream opened. `phase` says what a timeout interrupted.
-    pub(crate) async fn on_connection<T, F>(
+    async fn on_connection<T, F>(
         &self,
         destination: &Destination,
         protocol: &StreamProtocol,

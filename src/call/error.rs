@@ -1,6 +1,6 @@
 //! A call's errors, and the one place where what went wrong on the stream
-//! (`src/streams/exchange.rs`, `src/streams/outbound.rs`) becomes what the
-//! caller is told.
+//! (`src/streams/outbound.rs`: a stream that did not open, an exchange that
+//! failed) becomes what the caller is told.
 
 use std::{io, sync::Arc, time::Duration};
 
@@ -9,10 +9,7 @@ use libp2p::{PeerId, StreamProtocol, swarm::DialError};
 use crate::{
     codec::{self, FrameError},
     destination::DestinationError,
-    streams::{
-        exchange::{ExchangeError, Step},
-        outbound::OpenError,
-    },
+    streams::outbound::{ExchangeError, OpenError, Step},
 };
 
 /// The phase of a call that ran out of time.
@@ -216,6 +213,19 @@ pub(crate) fn exchange_failed(
         protocol: protocol.clone(),
     };
     match error {
+        // QUIC (quinn) reports a lost connection on the stream itself.
+        ExchangeError::Write(e) if e.kind() == io::ErrorKind::NotConnected => {
+            CallError::ConnectionLost {
+                peer,
+                phase: Phase::Write,
+            }
+        }
+        ExchangeError::Read(FrameError::Io(e)) if e.kind() == io::ErrorKind::NotConnected => {
+            CallError::ConnectionLost {
+                peer,
+                phase: Phase::Read,
+            }
+        }
         ExchangeError::Write(source) if codec::is_unsupported(&source) => unsupported(),
         ExchangeError::Write(source) if codec::is_reset(&source) => CallError::Refused { peer },
         ExchangeError::Write(source) => CallError::Write { peer, source },

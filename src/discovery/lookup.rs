@@ -42,7 +42,7 @@ impl Lookup {
         }
         let deadline = Instant::now() + self.timeout;
         if self.peer_exchange {
-            let neighbours = self.shared.connected_peers();
+            let neighbours = self.shared.connections.connected_peers();
             let answer =
                 peer_exchange::ask(&self.shared, &self.metrics, neighbours, peer, deadline).await;
             if let Some(answer) = answer {

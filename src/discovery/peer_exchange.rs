@@ -22,7 +22,7 @@ use crate::{
     error::HandlerError,
     metrics::Metrics,
     protocol::{Config, Protocol},
-    streams::{Shared, exchange::Progress},
+    streams::{Shared, outbound::Progress},
 };
 
 include!(concat!(env!("OUT_DIR"), "/subnet.peer_exchange.rs"));
@@ -120,7 +120,8 @@ pub(crate) async fn ask(
                 let progress = Arc::new(Progress::default());
                 // `None`: no connection left to that neighbour; skip it.
                 let body = shared
-                    .exchange(neighbour, protocol, &frame, MAX_FRAME, &progress)
+                    .connections
+                    .exchange(neighbour, &protocol, &frame, MAX_FRAME, &progress)
                     .await?
                     .ok()?
                     .ok()?;

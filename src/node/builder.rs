@@ -389,9 +389,7 @@ impl NodeBuilder {
             }),
         };
         if self.peer_exchange {
-            node.register(PeerExchange::new(book, metrics))
-                .await
-                .map_err(|e| StartError::Transport(e.to_string().into()))?;
+            node.register(PeerExchange::new(book, metrics)).await?;
         }
         started.disarm();
         tracing::info!(peer = %peer_id, "node started");

@@ -168,7 +168,7 @@ impl Node {
     ) -> Result<Client<P>, RegisterError> {
         let id = StreamProtocol::try_from_owned(P::ID.to_owned())
             .map_err(|_| RegisterError::InvalidId(P::ID))?;
-        if self.inner.shared.has_route(&id) {
+        if self.inner.shared.routes.contains(&id) {
             return Err(RegisterError::AlreadyRegistered(id));
         }
         let actor = ProtocolActor {
@@ -177,7 +177,15 @@ impl Node {
             shared: self.inner.shared.clone(),
             grace: self.inner.shutdown_grace,
         };
-        Actor::spawn_linked(None, actor, (), self.inner.supervisor.get_cell()).await?;
+        if let Err(error) =
+            Actor::spawn_linked(None, actor, (), self.inner.supervisor.get_cell()).await
+        {
+            // Another registration of the same id won the race.
+            if self.inner.shared.routes.contains(&id) {
+                return Err(RegisterError::AlreadyRegistered(id));
+            }
+            return Err(error.into());
+        }
         Ok(Client::new(
             self.inner.connector.clone(),
             &self.inner.metrics,

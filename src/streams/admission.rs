@@ -1,17 +1,25 @@
-//! Inbound admission: a negotiated stream goes to its protocol's sink with a
-//! permit of the protocol's capacity, or is refused (reset) and counted.
+//! Inbound admission: the registered protocols ([`Routes`]), offered to
+//! every connection's inbound negotiation; a negotiated stream goes to its
+//! protocol's sink with a permit of the protocol's capacity, or is refused
+//! (reset) and counted.
 //!
 //! The sink is whatever serves the protocol ([`InboundSink`]); in a node it is
 //! the protocol's actor (`actors/protocol.rs`), but this layer does not name
 //! it.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc, Mutex, RwLock,
+    atomic::{AtomicU64, Ordering},
+};
 
+use dashmap::DashMap;
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::Shared;
-use crate::{context::RequestId, metrics::RefusalReason};
+use crate::{
+    context::RequestId,
+    metrics::{Metrics, RefusalReason},
+};
 
 /// An inbound stream handed to a protocol's sink, with the permit that
 /// counts it against the protocol's capacity until the request ends.
@@ -42,11 +50,84 @@ pub(crate) trait InboundSink: Send + Sync + 'static {
 /// Where inbound streams of one protocol go.
 pub(crate) struct Route {
     pub(crate) sink: Box<dyn InboundSink>,
-    /// Streams admitted at once (running or waiting to run); more are refused.
+    /// Streams admitted at once (running or waiting to run); more are
+    /// refused. Also the route's identity.
     pub(crate) admitted: Arc<Semaphore>,
 }
 
-impl Shared {
+/// The registered protocols and their routes.
+pub(crate) struct Routes {
+    metrics: Metrics,
+    routes: DashMap<StreamProtocol, Route>,
+    /// The keys of `routes`, as the list offered to inbound negotiation.
+    offered: RwLock<Arc<[StreamProtocol]>>,
+    /// Serialises route changes, so that `offered` never lags `routes`.
+    changes: Mutex<()>,
+    /// The next inbound request's id.
+    next_request: AtomicU64,
+}
+
+impl std::fmt::Debug for Routes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Routes")
+            .field("offered", &self.offered())
+            .finish()
+    }
+}
+
+impl Routes {
+    pub(crate) fn new(metrics: Metrics) -> Self {
+        Self {
+            metrics,
+            routes: DashMap::new(),
+            offered: RwLock::new(Arc::from(Vec::new())),
+            changes: Mutex::new(()),
+            next_request: AtomicU64::new(1),
+        }
+    }
+
+    /// Starts routing inbound streams of `protocol` to `route`. Returns
+    /// `false` if the protocol already has a route.
+    pub(crate) fn add(&self, protocol: StreamProtocol, route: Route) -> bool {
+        let _change = self.changes.lock().expect("route lock poisoned");
+        match self.routes.entry(protocol) {
+            dashmap::Entry::Occupied(_) => return false,
+            dashmap::Entry::Vacant(v) => {
+                v.insert(route);
+            }
+        }
+        self.refresh_offered();
+        true
+    }
+
+    /// Whether inbound streams of `protocol` have a route.
+    pub(crate) fn contains(&self, protocol: &StreamProtocol) -> bool {
+        self.routes.contains_key(protocol)
+    }
+
+    /// Stops routing `protocol` if its route is still the one admitting
+    /// through `admitted` (not a later registration's); new streams for it
+    /// then fail negotiation.
+    pub(crate) fn remove(&self, protocol: &StreamProtocol, admitted: &Arc<Semaphore>) {
+        let _change = self.changes.lock().expect("route lock poisoned");
+        let removed = self
+            .routes
+            .remove_if(protocol, |_, route| Arc::ptr_eq(&route.admitted, admitted));
+        if removed.is_some() {
+            self.refresh_offered();
+        }
+    }
+
+    fn refresh_offered(&self) {
+        let offered: Arc<[StreamProtocol]> = self.routes.iter().map(|r| r.key().clone()).collect();
+        *self.offered.write().expect("offered lock poisoned") = offered;
+    }
+
+    /// The protocols offered to inbound negotiation.
+    pub(crate) fn offered(&self) -> Arc<[StreamProtocol]> {
+        self.offered.read().expect("offered lock poisoned").clone()
+    }
+
     /// Hands an inbound stream to its protocol's sink, or refuses it.
     /// Called from the connection's task.
     pub(crate) fn deliver(
@@ -62,7 +143,7 @@ impl Shared {
                 .inbound_refused(&protocol, RefusalReason::NotRegistered);
             return;
         };
-        let id = self.next_request_id();
+        let id = RequestId(self.next_request.fetch_add(1, Ordering::Relaxed));
         let Ok(permit) = route.admitted.clone().try_acquire_owned() else {
             self.metrics
                 .inbound_refused(&protocol, RefusalReason::OverCapacity);

@@ -1,6 +1,6 @@
 //! The `NetworkBehaviour` of the direct protocols: it admits or denies each
 //! established connection (membership gating) and registers its handler's
-//! request channel in [`Shared`], where callers find it.
+//! request channel with the shared connections, where callers find it.
 
 use std::{
     convert::Infallible,
@@ -17,7 +17,7 @@ use libp2p::{
     },
 };
 
-use super::{Shared, gate::Gate, handler::Handler, outbound::Connection};
+use super::{gate::Gate, handler::Handler, shared::Shared};
 
 /// Why a connection was refused: membership gating is on and the peer is
 /// not in the registry.
@@ -25,7 +25,8 @@ use super::{Shared, gate::Gate, handler::Handler, outbound::Connection};
 #[error("peer {0} is not a member of the subnet")]
 pub struct NotMember(pub PeerId);
 
-/// The behaviour: registers each connection's handler in [`Shared`].
+/// The behaviour: registers each connection's handler with the shared
+/// connections.
 #[derive(Debug)]
 pub(crate) struct Behaviour {
     shared: Arc<Shared>,
@@ -47,12 +48,7 @@ impl Behaviour {
             tracing::debug!(%peer, "connection refused: not a member");
             return Err(ConnectionDenied::new(NotMember(peer)));
         }
-        let (connection, requests) = Connection::new();
-        self.shared
-            .connections
-            .entry(peer)
-            .or_default()
-            .insert(id, connection);
+        let requests = self.shared.connections.insert(peer, id);
         Ok(Handler::new(self.shared.clone(), peer, remote, requests))
     }
 }
@@ -84,22 +80,9 @@ impl NetworkBehaviour for Behaviour {
 
     fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
         if let FromSwarm::ConnectionClosed(closed) = event {
-            let now_empty = self
-                .shared
+            self.shared
                 .connections
-                .get_mut(&closed.peer_id)
-                .map(|mut conns| {
-                    if let Some(conn) = conns.remove(&closed.connection_id) {
-                        conn.outbound.close();
-                    }
-                    conns.is_empty()
-                })
-                .unwrap_or(false);
-            if now_empty {
-                self.shared
-                    .connections
-                    .remove_if(&closed.peer_id, |_, conns| conns.is_empty());
-            }
+                .remove(&closed.peer_id, closed.connection_id);
         }
     }
 

@@ -1,15 +1,18 @@
 //! One connection's `ConnectionHandler`: accepts the registered protocols
 //! inbound (handing each stream to admission) and opens requested streams
-//! outbound, running their jobs in the connection's task.
+//! outbound, running callers' exchanges in the connection's task.
 
 use std::{
     convert::Infallible,
     future::{Ready, ready},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
 };
 
-use futures::{StreamExt, channel::mpsc, future::BoxFuture, stream::FuturesUnordered};
+use futures::{FutureExt, StreamExt, channel::mpsc, future::BoxFuture, stream::FuturesUnordered};
 use libp2p::{
     Multiaddr, PeerId, Stream, StreamProtocol,
     core::{
@@ -23,8 +26,9 @@ use libp2p::{
 };
 
 use super::{
-    Shared,
+    exchange,
     outbound::{OpenError, OpenRequest, Outbound},
+    shared::Shared,
 };
 
 /// One connection's handler.
@@ -33,9 +37,26 @@ pub(crate) struct Handler {
     peer: PeerId,
     remote: Multiaddr,
     requests: mpsc::Receiver<OpenRequest>,
-    /// Jobs under way; at most `MAX_OUTBOUND_STREAMS_PER_CONNECTION`, as
-    /// each holds a stream permit of its caller.
-    jobs: FuturesUnordered<BoxFuture<'static, ()>>,
+    /// Exchanges under way; at most `MAX_OUTBOUND_STREAMS_PER_CONNECTION`,
+    /// as each holds a stream permit of its caller.
+    exchanges: FuturesUnordered<BoxFuture<'static, ()>>,
+    /// Set when the handler goes with its connection.
+    closed: Arc<AtomicBool>,
+}
+
+impl Drop for Handler {
+    /// The connection ended: exchanges still under way finish in a task of
+    /// their own, reading what their streams still hold (see `exchange.rs`).
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+        let exchanges = std::mem::take(&mut self.exchanges);
+        if exchanges.is_empty() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(exchanges.collect::<()>());
+        }
+    }
 }
 
 impl std::fmt::Debug for Handler {
@@ -43,7 +64,7 @@ impl std::fmt::Debug for Handler {
         f.debug_struct("Handler")
             .field("peer", &self.peer)
             .field("remote", &self.remote)
-            .field("jobs", &self.jobs.len())
+            .field("exchanges", &self.exchanges.len())
             .finish()
     }
 }
@@ -60,7 +81,8 @@ impl Handler {
             peer,
             remote,
             requests,
-            jobs: FuturesUnordered::new(),
+            exchanges: FuturesUnordered::new(),
+            closed: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -74,14 +96,14 @@ impl ConnectionHandler for Handler {
     type OutboundOpenInfo = Outbound;
 
     fn listen_protocol(&self) -> SubstreamProtocol<Offered, ()> {
-        SubstreamProtocol::new(Offered(self.shared.offered()), ())
+        SubstreamProtocol::new(Offered(self.shared.routes.offered()), ())
     }
 
     fn poll(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<ConnectionHandlerEvent<Self::OutboundProtocol, Outbound, Infallible>> {
-        while let Poll::Ready(Some(())) = self.jobs.poll_next_unpin(cx) {}
+        while let Poll::Ready(Some(())) = self.exchanges.poll_next_unpin(cx) {}
         match self.requests.poll_next_unpin(cx) {
             Poll::Ready(Some(OpenRequest { protocol, outbound })) => {
                 Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
@@ -106,12 +128,15 @@ impl ConnectionHandler for Handler {
                 ..
             }) => self
                 .shared
+                .routes
                 .deliver(stream, protocol, self.peer, &self.remote),
             ConnectionEvent::FullyNegotiatedOutbound(negotiated) => match negotiated.info {
                 Outbound::Stream(reply) => {
                     let _ = reply.send(Ok(negotiated.protocol));
                 }
-                Outbound::Job(job) => self.jobs.push(job.run(negotiated.protocol)),
+                Outbound::Exchange(request) => self
+                    .exchanges
+                    .push(exchange::run(request, negotiated.protocol, self.closed.clone()).boxed()),
             },
             ConnectionEvent::DialUpgradeError(DialUpgradeError { info, error }) => {
                 let error = match error {

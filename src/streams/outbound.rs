@@ -1,24 +1,30 @@
-//! Outbound streams: a caller asks an established connection's handler to
-//! open a stream, through that connection's bounded request channel, and
-//! holds a permit of the connection's stream budget while the stream lives.
-//!
-//! What happens on the stream once it is open is either the caller's (a raw
-//! [`OutboundStream`]) or a job the handler runs in the connection's task
-//! ([`OutboundJob`], such as a call's exchange in [`super::exchange`]).
+//! Outbound streams, the callers' side: the registry of established
+//! connections ([`Connections`]), and what a caller asks of one: a raw
+//! stream, or an exchange (one request frame out, one response frame in)
+//! that the connection's handler runs in the connection's task
+//! (`exchange.rs`). Requests go through each connection's bounded channel,
+//! and a caller holds a permit of the connection's stream budget while its
+//! stream lives.
 
-use std::{io, sync::Arc};
-
-use futures::{
-    channel::{mpsc, oneshot},
-    future::BoxFuture,
+use std::{
+    collections::HashMap,
+    io,
+    sync::{
+        Arc,
+        atomic::{AtomicU8, Ordering},
+    },
 };
-use libp2p::{PeerId, Stream, StreamProtocol};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use futures::channel::{mpsc, oneshot};
+use libp2p::{PeerId, Stream, StreamProtocol, swarm::ConnectionId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::Shared;
+use crate::codec::FrameError;
 
 /// Outbound stream requests a connection handler queues before callers wait.
-pub(crate) const OPEN_QUEUE: usize = 64;
+const OPEN_QUEUE: usize = 64;
 
 /// Outbound streams open at once on one connection; more callers wait.
 ///
@@ -49,25 +55,6 @@ impl std::ops::DerefMut for OutboundStream {
     }
 }
 
-/// The handle of one connection's handler, as callers see it.
-#[derive(Debug)]
-pub(crate) struct Connection {
-    pub(crate) requests: mpsc::Sender<OpenRequest>,
-    pub(crate) outbound: Arc<Semaphore>,
-}
-
-impl Connection {
-    /// A connection's handle and the receiving end its handler polls.
-    pub(crate) fn new() -> (Self, mpsc::Receiver<OpenRequest>) {
-        let (requests, receiver) = mpsc::channel(OPEN_QUEUE);
-        let connection = Connection {
-            requests,
-            outbound: Arc::new(Semaphore::new(MAX_OUTBOUND_STREAMS_PER_CONNECTION)),
-        };
-        (connection, receiver)
-    }
-}
-
 /// Why an outbound stream could not be opened on a connection.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum OpenError {
@@ -81,37 +68,70 @@ pub(crate) enum OpenError {
     Io(io::Error),
 }
 
-/// A request to open a stream, queued for a connection's handler.
-#[derive(Debug)]
-pub(crate) struct OpenRequest {
-    pub(crate) protocol: StreamProtocol,
-    pub(crate) outbound: Outbound,
+/// How far an exchange got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Step {
+    /// Opening the stream and negotiating the protocol: nothing sent yet.
+    Open,
+    /// Writing the request.
+    Write,
+    /// Waiting for and reading the response.
+    Read,
 }
 
-/// Work a connection handler runs on an outbound stream once it is open, in
-/// the connection's task.
-pub(crate) trait OutboundJob: Send + 'static {
-    /// Runs on the negotiated stream.
-    fn run(self: Box<Self>, stream: Stream) -> BoxFuture<'static, ()>;
-    /// The stream could not be opened.
-    fn fail(self: Box<Self>, error: OpenError);
+/// How far an exchange got, shared by the caller and the connection's task:
+/// what a caller that runs out of time was waiting for.
+#[derive(Debug, Default)]
+pub(crate) struct Progress(AtomicU8);
+
+impl Progress {
+    pub(crate) fn set(&self, step: Step) {
+        self.0.store(step as u8, Ordering::Relaxed);
+    }
+
+    /// The step the exchange is in: [`Step::Open`] until the stream is open.
+    pub(crate) fn get(&self) -> Step {
+        match self.0.load(Ordering::Relaxed) {
+            x if x == Step::Write as u8 => Step::Write,
+            x if x == Step::Read as u8 => Step::Read,
+            _ => Step::Open,
+        }
+    }
+}
+
+/// Why an exchange failed after its stream was open.
+#[derive(Debug)]
+pub(crate) enum ExchangeError {
+    /// Writing the request failed.
+    Write(io::Error),
+    /// Reading the response failed.
+    Read(FrameError),
+    /// The connection closed during the exchange, in this step.
+    ConnectionLost(Step),
+}
+
+/// The outcome of an exchange: the stream did not open, or it did and the
+/// exchange answered or failed.
+pub(crate) type ExchangeResult = Result<Result<Vec<u8>, ExchangeError>, OpenError>;
+
+/// An exchange a caller asks of a connection: the request frame, the
+/// largest response accepted, and where the answer goes.
+#[derive(Debug)]
+pub(crate) struct ExchangeRequest {
+    pub(crate) frame: Bytes,
+    pub(crate) max: usize,
+    pub(crate) progress: Arc<Progress>,
+    pub(crate) reply: oneshot::Sender<ExchangeResult>,
 }
 
 /// What a connection handler does with an outbound stream once it is open.
+#[derive(Debug)]
 pub(crate) enum Outbound {
     /// Hands the stream to the caller.
     Stream(oneshot::Sender<Result<Stream, OpenError>>),
-    /// Runs a job on it.
-    Job(Box<dyn OutboundJob>),
-}
-
-impl std::fmt::Debug for Outbound {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Outbound::Stream(_) => "Outbound::Stream",
-            Outbound::Job(_) => "Outbound::Job",
-        })
-    }
+    /// Runs an exchange on it, in the connection's task.
+    Exchange(ExchangeRequest),
 }
 
 impl Outbound {
@@ -121,20 +141,78 @@ impl Outbound {
             Outbound::Stream(reply) => {
                 let _ = reply.send(Err(error));
             }
-            Outbound::Job(job) => job.fail(error),
+            Outbound::Exchange(exchange) => {
+                let _ = exchange.reply.send(Err(error));
+            }
         }
     }
 }
 
-impl Shared {
+/// A request to open a stream, queued for a connection's handler.
+#[derive(Debug)]
+pub(crate) struct OpenRequest {
+    pub(crate) protocol: StreamProtocol,
+    pub(crate) outbound: Outbound,
+}
+
+/// The handle of one connection's handler, as callers see it.
+#[derive(Debug)]
+struct Connection {
+    requests: mpsc::Sender<OpenRequest>,
+    outbound: Arc<Semaphore>,
+}
+
+/// The established connections, by peer: where callers' stream requests go.
+#[derive(Debug, Default)]
+pub(crate) struct Connections(DashMap<PeerId, HashMap<ConnectionId, Connection>>);
+
+impl Connections {
+    /// Registers a new connection; its handler polls the returned receiver.
+    pub(crate) fn insert(&self, peer: PeerId, id: ConnectionId) -> mpsc::Receiver<OpenRequest> {
+        let (requests, receiver) = mpsc::channel(OPEN_QUEUE);
+        let connection = Connection {
+            requests,
+            outbound: Arc::new(Semaphore::new(MAX_OUTBOUND_STREAMS_PER_CONNECTION)),
+        };
+        self.0.entry(peer).or_default().insert(id, connection);
+        receiver
+    }
+
+    /// Forgets a closed connection; callers waiting for its stream budget
+    /// move on.
+    pub(crate) fn remove(&self, peer: &PeerId, id: ConnectionId) {
+        let now_empty = self
+            .0
+            .get_mut(peer)
+            .map(|mut conns| {
+                if let Some(conn) = conns.remove(&id) {
+                    conn.outbound.close();
+                }
+                conns.is_empty()
+            })
+            .unwrap_or(false);
+        if now_empty {
+            self.0.remove_if(peer, |_, conns| conns.is_empty());
+        }
+    }
+
+    /// The peers with an established connection.
+    pub(crate) fn connected_peers(&self) -> Vec<PeerId> {
+        self.0
+            .iter()
+            .filter(|c| !c.is_empty())
+            .map(|c| *c.key())
+            .collect()
+    }
+
     /// Opens an outbound stream on an established connection to `peer`.
     /// `None` if there is no usable connection.
     pub(crate) async fn open(
         &self,
         peer: PeerId,
-        protocol: StreamProtocol,
+        protocol: &StreamProtocol,
     ) -> Option<Result<OutboundStream, OpenError>> {
-        let (answer, permit) = self.submit(peer, &protocol, Outbound::Stream).await?;
+        let (answer, permit) = self.submit(peer, protocol, Outbound::Stream).await?;
         let opened = answer.unwrap_or(Err(OpenError::ConnectionClosed));
         Some(opened.map(|stream| OutboundStream {
             stream,
@@ -142,10 +220,42 @@ impl Shared {
         }))
     }
 
+    /// Has a connection to `peer` send `frame` on a new stream of `protocol`
+    /// and read the response frame (at most `max` bytes), in its task.
+    /// `None` if there is no usable connection; `Some(Err(_))` if the stream
+    /// could not be opened (nothing was sent).
+    pub(crate) async fn exchange(
+        &self,
+        peer: PeerId,
+        protocol: &StreamProtocol,
+        frame: &Bytes,
+        max: usize,
+        progress: &Arc<Progress>,
+    ) -> Option<ExchangeResult> {
+        let (answer, _permit) = self
+            .submit(peer, protocol, |reply| {
+                Outbound::Exchange(ExchangeRequest {
+                    frame: frame.clone(),
+                    max,
+                    progress: progress.clone(),
+                    reply,
+                })
+            })
+            .await?;
+        Some(match answer {
+            Ok(result) => result,
+            // The handler went away with the connection.
+            Err(oneshot::Canceled) => match progress.get() {
+                Step::Open => Err(OpenError::ConnectionClosed),
+                step => Ok(Err(ExchangeError::ConnectionLost(step))),
+            },
+        })
+    }
+
     /// Asks a connection to `peer` to open a stream of `protocol` and waits
     /// for its answer; the permit counts the stream against the connection's
     /// budget. `None` if there is no usable connection.
-    pub(crate) async fn submit<T>(
+    async fn submit<T>(
         &self,
         peer: PeerId,
         protocol: &StreamProtocol,
@@ -153,7 +263,7 @@ impl Shared {
     ) -> Option<(Result<T, oneshot::Canceled>, OwnedSemaphorePermit)> {
         loop {
             let (id, mut sender, outbound) = {
-                let conns = self.connections.get(&peer)?;
+                let conns = self.0.get(&peer)?;
                 let (id, conn) = conns.iter().find(|(_, c)| !c.requests.is_closed())?;
                 (*id, conn.requests.clone(), conn.outbound.clone())
             };
@@ -167,7 +277,7 @@ impl Shared {
             };
             if futures::SinkExt::send(&mut sender, request).await.is_err() {
                 // That connection closed meanwhile: forget it and try another.
-                if let Some(mut conns) = self.connections.get_mut(&peer) {
+                if let Some(mut conns) = self.0.get_mut(&peer) {
                     conns.remove(&id);
                 }
                 continue;
