@@ -7,7 +7,7 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol};
 
 /// An inbound request's id, unique on its node for the node's life: in the
 /// request's [`RequestContext`], its `request` span and every log line and
-/// [`ServeError`] about it.
+/// [`ServeError`](crate::error::ServeError) about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub(crate) u64);
 
