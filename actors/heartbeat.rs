@@ -4,8 +4,8 @@
 //! It receives the heartbeat topic's messages from the swarm's gossip output
 //! port (the supervisor subscribes it, filtered by topic; at most
 //! `MAX_PENDING_GOSSIP` are in flight, beyond which the swarm ignores them
-//! itself); it reports each verdict back to GossipSub through the
-//! `SwarmActor` and feeds accepted addresses to the `AddressBookActor`.
+//! itself); it reports each verdict back to GossipSub on the message itself
+//! (`GossipMessage::report`) and feeds accepted addresses to the `AddressBookActor`.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -67,6 +67,8 @@ pub struct HeartbeatStats {
 pub struct HeartbeatActor {
     /// Subnet, node id, interval and validation window.
     pub(crate) config: Config,
+    /// The topic heartbeats are published on (`heartbeat::topic`).
+    pub(crate) topic: String,
     /// This node.
     pub(crate) local_peer: PeerId,
     /// The addresses each heartbeat carries.
@@ -84,7 +86,6 @@ pub struct HeartbeatActor {
 pub struct HeartbeatState {
     timer: tokio::task::JoinHandle<()>,
     publish_queued: Arc<AtomicBool>,
-    topic: String,
     sequence: u64,
     last_seen: HashMap<PeerId, u64>,
     stats: HeartbeatStats,
@@ -119,8 +120,7 @@ impl Actor for HeartbeatActor {
                 }
             }
         });
-        let topic = heartbeat::topic(self.config.subnet_id());
-        tracing::info!(%topic, interval = ?self.config.interval(), "heartbeating");
+        tracing::info!(topic = %self.topic, interval = ?self.config.interval(), "heartbeating");
         // Sequences start at the clock, so a restarted node is not taken
         // for a replayer of its previous life.
         let sequence = SystemTime::now()
@@ -130,7 +130,6 @@ impl Actor for HeartbeatActor {
         Ok(HeartbeatState {
             timer,
             publish_queued,
-            topic,
             sequence,
             last_seen: HashMap::new(),
             stats: HeartbeatStats::default(),
@@ -179,7 +178,7 @@ impl HeartbeatActor {
         self.metrics.heartbeat_published();
         state.stats.published_bytes += data.len() as u64;
         self.swarm.cast(SwarmMessage::Publish {
-            topic: state.topic.clone(),
+            topic: self.topic.clone(),
             data,
             retain: true,
         })?;
@@ -191,17 +190,12 @@ impl HeartbeatActor {
         state: &mut HeartbeatState,
         message: GossipMessage,
     ) -> Result<(), ActorProcessingErr> {
-        let GossipMessage {
-            message_id,
-            propagation_source,
-            signer,
-            data,
-            ..
-        } = message;
+        let (propagation_source, signer) = (message.propagation_source, message.signer);
         let last = signer.and_then(|s| state.last_seen.get(&s).copied());
         let _span =
             tracing::debug_span!("heartbeat received", from = %propagation_source).entered();
-        let verdict = heartbeat::validate(&self.config, &data, signer, SystemTime::now(), last);
+        let verdict =
+            heartbeat::validate(&self.config, &message.data, signer, SystemTime::now(), last);
         let acceptance = match verdict {
             Ok(accepted) => {
                 state.stats.accepted += 1;
@@ -230,11 +224,7 @@ impl HeartbeatActor {
                 rejection.acceptance()
             }
         };
-        self.swarm.cast(SwarmMessage::ReportValidation {
-            message_id,
-            propagation_source,
-            acceptance,
-        })?;
+        message.report(acceptance);
         Ok(())
     }
 }

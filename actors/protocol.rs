@@ -28,11 +28,11 @@ use super::request::RequestActor;
 use crate::{
     context::RequestId,
     error::ServeError,
-    metrics::{Direction, RequestMetrics},
+    metrics::RequestMetrics,
     protocol::{Config, Protocol},
     streams::{
-        Shared,
         admission::{InboundSink, InboundStream, Route},
+        shared::Shared,
     },
 };
 
@@ -53,6 +53,8 @@ pub struct ProtocolActor<P> {
     pub(crate) shared: Arc<Shared>,
     /// How long a graceful stop waits for running handlers.
     pub(crate) grace: Duration,
+    /// The protocol's inbound request metrics.
+    pub(crate) metrics: RequestMetrics,
 }
 
 impl<P> std::fmt::Debug for ProtocolActor<P> {
@@ -71,7 +73,6 @@ pub struct ProtocolState {
     route: RouteGuard,
     /// Handlers running at once; admitted requests wait here for a turn.
     running: Arc<Semaphore>,
-    metrics: RequestMetrics,
     /// The request each running request actor serves, to name it when the
     /// actor panics; bounded by admission.
     requests: HashMap<ActorId, (RequestId, PeerId)>,
@@ -144,7 +145,6 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
             running: Arc::new(Semaphore::new(
                 self.config.max_concurrent().min(Semaphore::MAX_PERMITS),
             )),
-            metrics: self.shared.metrics().requests(P::ID, Direction::Inbound),
             requests: HashMap::new(),
         })
     }
@@ -160,7 +160,7 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
                 let request = RequestActor {
                     handler: self.handler.clone(),
                     config: self.config.clone(),
-                    metrics: state.metrics.clone(),
+                    metrics: self.metrics.clone(),
                     running: state.running.clone(),
                 };
                 let (id, peer) = (inbound.id, inbound.peer);
@@ -200,7 +200,7 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
             Ok(error) => *error,
             Err(error) => {
                 // Not a typed failure: the actor panicked.
-                state.metrics.outcome("panic");
+                self.metrics.outcome("panic");
                 let Some((id, peer)) = request else {
                     // Every request actor is noted when spawned; should one
                     // not be, its failure is still logged and counted.

@@ -318,6 +318,7 @@ impl NodeSupervisor {
         if let Some(config) = &self.heartbeat {
             let actor = HeartbeatActor {
                 config: config.clone(),
+                topic: heartbeat::topic(config.subnet_id()),
                 local_peer: self.local_peer,
                 addresses: self.listen_addrs.clone(),
                 swarm: state.actors.swarm.clone(),

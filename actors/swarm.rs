@@ -29,7 +29,10 @@ use tokio::{
 
 use super::address_book::AddressBookMessage;
 use crate::{
-    discovery::address_book::{AddressBook, Source},
+    discovery::{
+        address_book::{AddressBook, Source},
+        heartbeat::Rejection,
+    },
     metrics::Metrics,
     swarm::{Behaviour, BehaviourEvent, Built},
 };
@@ -49,22 +52,70 @@ pub const MAX_PENDING_GOSSIP: usize = 1024;
 
 /// A GossipSub message received on a subscribed topic, published on the
 /// swarm's output port. Whoever validates its topic reports a verdict with
-/// [`SwarmMessage::ReportValidation`].
+/// [`GossipMessage::report`]; a message whose every copy is dropped without
+/// one (no subscriber, a validator that failed) is reported `Ignore`, so
+/// GossipSub gets a verdict for every message it handed over.
 #[derive(Debug, Clone)]
 pub struct GossipMessage {
     /// The topic it was published on.
     pub topic: gossipsub::TopicHash,
-    /// GossipSub's id for it, to report the verdict.
-    pub message_id: gossipsub::MessageId,
     /// The peer that forwarded it.
     pub propagation_source: PeerId,
     /// The verified signer, if any.
     pub signer: Option<PeerId>,
     /// The message's data.
     pub data: Bytes,
-    /// Held until every copy of the message is dropped: bounds the messages
-    /// in flight to [`MAX_PENDING_GOSSIP`].
-    _pending: Arc<OwnedSemaphorePermit>,
+    verdict: Arc<Verdict>,
+}
+
+impl GossipMessage {
+    /// Reports the application's verdict to GossipSub (the first report of
+    /// a message counts; later ones are ignored).
+    pub fn report(&self, acceptance: gossipsub::MessageAcceptance) {
+        self.verdict.report(acceptance);
+    }
+}
+
+/// A message's verdict, owed to GossipSub: sent once, with the permit that
+/// counts the message against [`MAX_PENDING_GOSSIP`] until the swarm's loop
+/// has applied it.
+#[derive(Debug)]
+struct Verdict {
+    message_id: gossipsub::MessageId,
+    propagation_source: PeerId,
+    pending: std::sync::Mutex<Option<OwnedSemaphorePermit>>,
+    verdicts: mpsc::Sender<Reported>,
+}
+
+/// A verdict on its way to the swarm's loop.
+#[derive(Debug)]
+struct Reported {
+    message_id: gossipsub::MessageId,
+    propagation_source: PeerId,
+    acceptance: gossipsub::MessageAcceptance,
+    _pending: OwnedSemaphorePermit,
+}
+
+impl Verdict {
+    fn report(&self, acceptance: gossipsub::MessageAcceptance) {
+        let Some(pending) = self.pending.lock().expect("verdict lock poisoned").take() else {
+            return;
+        };
+        // Never full: the channel holds MAX_PENDING_GOSSIP verdicts, and
+        // each holds one of the MAX_PENDING_GOSSIP permits.
+        let _ = self.verdicts.try_send(Reported {
+            message_id: self.message_id.clone(),
+            propagation_source: self.propagation_source,
+            acceptance,
+            _pending: pending,
+        });
+    }
+}
+
+impl Drop for Verdict {
+    fn drop(&mut self) {
+        self.report(gossipsub::MessageAcceptance::Ignore);
+    }
 }
 
 /// The port the swarm publishes received GossipSub messages on.
@@ -108,15 +159,6 @@ pub enum SwarmMessage {
         /// (the last one only) and publish it when one does, instead of
         /// dropping it. For heartbeats, whose receivers check freshness.
         retain: bool,
-    },
-    /// Report the application's verdict on a GossipSub message.
-    ReportValidation {
-        /// The message.
-        message_id: gossipsub::MessageId,
-        /// The peer that forwarded it.
-        propagation_source: PeerId,
-        /// The verdict.
-        acceptance: gossipsub::MessageAcceptance,
     },
     /// The addresses the node listens on.
     ListenAddrs {
@@ -177,6 +219,7 @@ impl Actor for SwarmActor {
         swarm: Built,
     ) -> Result<SwarmState, ActorProcessingErr> {
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+        let (verdicts, reported) = mpsc::channel(MAX_PENDING_GOSSIP);
         let event_loop = EventLoop {
             swarm: swarm.0,
             commands: receiver,
@@ -185,6 +228,8 @@ impl Actor for SwarmActor {
             lookups: HashMap::new(),
             gossip: self.gossip.clone(),
             pending_gossip: Arc::new(Semaphore::new(MAX_PENDING_GOSSIP)),
+            verdicts,
+            reported,
             book: self.book.clone(),
             min_peers: self.min_peers,
             metrics: self.metrics.clone(),
@@ -264,6 +309,9 @@ struct EventLoop {
     gossip: GossipPort,
     /// Permits of GossipSub messages awaiting a verdict.
     pending_gossip: Arc<Semaphore>,
+    /// Where verdicts on published messages come back.
+    verdicts: mpsc::Sender<Reported>,
+    reported: mpsc::Receiver<Reported>,
     book: AddressBook,
     min_peers: usize,
     metrics: Metrics,
@@ -285,6 +333,7 @@ impl EventLoop {
                     Some(command) => self.on_command(command),
                     None => return,
                 },
+                Some(verdict) = self.reported.recv() => self.on_verdict(verdict),
                 event = self.swarm.select_next_some() => self.on_event(event),
                 _ = maintenance.tick() => self.keep_connected(),
             }
@@ -350,16 +399,6 @@ impl EventLoop {
             } => {
                 let topic = gossipsub::IdentTopic::new(topic).hash();
                 self.publish(topic, data, retain);
-            }
-            SwarmMessage::ReportValidation {
-                message_id,
-                propagation_source,
-                acceptance,
-            } => {
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
             }
             SwarmMessage::ListenAddrs { reply } => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
@@ -555,7 +594,8 @@ impl EventLoop {
         message: gossipsub::Message,
     ) {
         let Ok(permit) = self.pending_gossip.clone().try_acquire_owned() else {
-            self.metrics.heartbeat_rejected("overloaded");
+            self.metrics
+                .heartbeat_rejected(Rejection::Overloaded.name());
             self.swarm
                 .behaviour_mut()
                 .gossipsub
@@ -568,12 +608,28 @@ impl EventLoop {
         };
         self.gossip.send(GossipMessage {
             topic: message.topic,
-            message_id,
             propagation_source,
             signer: message.source,
             data: Bytes::from(message.data),
-            _pending: Arc::new(permit),
+            verdict: Arc::new(Verdict {
+                message_id,
+                propagation_source,
+                pending: std::sync::Mutex::new(Some(permit)),
+                verdicts: self.verdicts.clone(),
+            }),
         });
+    }
+
+    /// Applies a verdict; its permit goes back with it.
+    fn on_verdict(&mut self, verdict: Reported) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(
+                &verdict.message_id,
+                &verdict.propagation_source,
+                verdict.acceptance,
+            );
     }
 
     fn on_lookup(&mut self, id: kad::QueryId, result: kad::GetClosestPeersResult, last: bool) {
@@ -625,5 +681,44 @@ fn transport(address: &Multiaddr) -> &'static str {
         "tcp"
     } else {
         "other"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gossipsub::MessageAcceptance;
+
+    use super::*;
+
+    fn verdict(permits: &Arc<Semaphore>, verdicts: &mpsc::Sender<Reported>) -> Verdict {
+        Verdict {
+            message_id: gossipsub::MessageId::new(b"m"),
+            propagation_source: PeerId::random(),
+            pending: std::sync::Mutex::new(Some(permits.clone().try_acquire_owned().unwrap())),
+            verdicts: verdicts.clone(),
+        }
+    }
+
+    #[test]
+    fn a_message_gets_exactly_one_verdict_and_its_permit_returns_with_it() {
+        let permits = Arc::new(Semaphore::new(1));
+        let (verdicts, mut reported) = mpsc::channel(MAX_PENDING_GOSSIP);
+
+        // Reported once: later reports and the drop add nothing.
+        let first = verdict(&permits, &verdicts);
+        first.report(MessageAcceptance::Accept);
+        first.report(MessageAcceptance::Reject);
+        drop(first);
+        let got = reported.try_recv().unwrap();
+        assert!(matches!(got.acceptance, MessageAcceptance::Accept));
+        assert!(reported.try_recv().is_err());
+        assert_eq!(permits.available_permits(), 0, "held until applied");
+        drop(got);
+        assert_eq!(permits.available_permits(), 1);
+
+        // Dropped without a verdict (no validator): reported `Ignore`.
+        drop(verdict(&permits, &verdicts));
+        let got = reported.try_recv().unwrap();
+        assert!(matches!(got.acceptance, MessageAcceptance::Ignore));
     }
 }

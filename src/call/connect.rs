@@ -17,8 +17,8 @@ use crate::{
     destination::Destination,
     discovery::{address_book::Source, lookup::Lookup},
     streams::{
-        Shared,
         outbound::{OpenError, OutboundStream, Progress},
+        shared::Shared,
     },
 };
 

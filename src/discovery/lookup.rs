@@ -13,7 +13,7 @@ use super::{address_book::AddressBook, address_book::Source, peer_exchange};
 use crate::{
     actors::{address_book::AddressBookMessage, swarm::SwarmMessage},
     metrics::Metrics,
-    streams::Shared,
+    streams::shared::Shared,
 };
 
 /// Finds peers' addresses. Cloning it is cheap.

@@ -22,7 +22,7 @@ use crate::{
     error::HandlerError,
     metrics::Metrics,
     protocol::{Config, Protocol},
-    streams::{Shared, outbound::Progress},
+    streams::{outbound::Progress, shared::Shared},
 };
 
 include!(concat!(env!("OUT_DIR"), "/subnet.peer_exchange.rs"));

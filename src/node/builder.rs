@@ -21,7 +21,7 @@ use crate::{
     },
     error::StartError,
     metrics::Metrics,
-    streams::{Shared, gate::Gate},
+    streams::{gate::Gate, shared::Shared},
     swarm::{self, SwarmOptions},
 };
 

@@ -18,13 +18,13 @@ use crate::{
         supervisor::{ActorsCell, NodeActors, NodeMessage},
         swarm::SwarmMessage,
     },
-    call::{CallError, Client, connect::Connector},
+    call::{client::Client, connect::Connector, error::CallError},
     destination::Destination,
     discovery::address_book::{AddressBook, Event, Source},
     error::RegisterError,
-    metrics::Metrics,
+    metrics::{Direction, Metrics},
     protocol::{Config, Protocol},
-    streams::{OutboundStream, Shared},
+    streams::{outbound::OutboundStream, shared::Shared},
 };
 
 /// A running node. Cloning is cheap; every clone drives the same node.
@@ -176,6 +176,7 @@ impl Node {
             config: config.clone(),
             shared: self.inner.shared.clone(),
             grace: self.inner.shutdown_grace,
+            metrics: self.inner.metrics.requests(P::ID, Direction::Inbound),
         };
         if let Err(error) =
             Actor::spawn_linked(None, actor, (), self.inner.supervisor.get_cell()).await
