@@ -125,7 +125,8 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
             .config
             .max_concurrent()
             .saturating_add(self.config.max_pending())
-            .min(Semaphore::MAX_PERMITS);
+            .min(Semaphore::MAX_PERMITS)
+            .min(u32::MAX as usize); // drained with one `acquire_many(u32)`
         let admitted = Arc::new(Semaphore::new(capacity));
         let route = Route {
             sink: Box::new(Mailbox(myself)),
@@ -247,7 +248,7 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
             state
                 .route
                 .admitted
-                .acquire_many(u32::try_from(state.route.capacity).unwrap_or(u32::MAX)),
+                .acquire_many(state.route.capacity as u32),
         )
         .await;
         match drained {

@@ -163,7 +163,11 @@ impl Actor for NodeSupervisor {
             local_peer: self.local_peer,
             metrics: self.metrics.clone(),
         };
+        // Should the start fail or be abandoned (its future dropped) past
+        // this point, the children already started are stopped.
+        let mut started = StopChildren(Vec::new());
         let (address_book, _) = Actor::spawn_linked(None, book, (), myself.get_cell()).await?;
+        started.0.push(address_book.get_cell());
         let swarm_actor = SwarmActor {
             address_book: address_book.clone(),
             book: self.book.clone(),
@@ -172,6 +176,7 @@ impl Actor for NodeSupervisor {
             metrics: self.metrics.clone(),
         };
         let (swarm, _) = Actor::spawn_linked(None, swarm_actor, swarm, myself.get_cell()).await?;
+        started.0.push(swarm.get_cell());
         let mut state = NodeState {
             actors: NodeActors {
                 swarm,
@@ -187,6 +192,7 @@ impl Actor for NodeSupervisor {
                 peers: self.bootstrap.clone(),
             })?;
         }
+        started.0.clear();
         Ok(state)
     }
 
@@ -277,10 +283,13 @@ impl Actor for NodeSupervisor {
             .filter(|child| !core.iter().flatten().any(|c| c.get_id() == child.get_id()))
             .collect();
         let grace = self.shutdown_grace + STOP_TIMEOUT;
+        // Drained, not stopped: streams already in a protocol's mailbox are
+        // taken (and refused as `Stopping` if no slot is left for them),
+        // instead of holding their permits until the grace period runs out.
         futures::future::join_all(
             protocols
                 .iter()
-                .map(|protocol| protocol.stop_and_wait(None, Some(grace))),
+                .map(|protocol| protocol.drain_and_wait(Some(grace))),
         )
         .await;
         for cell in core.into_iter().flatten() {
@@ -288,6 +297,17 @@ impl Actor for NodeSupervisor {
         }
         tracing::info!(peer = %self.local_peer, "node stopped");
         Ok(())
+    }
+}
+
+/// Stops the children a failed or abandoned start left running.
+struct StopChildren(Vec<ActorCell>);
+
+impl Drop for StopChildren {
+    fn drop(&mut self) {
+        for child in self.0.drain(..) {
+            child.stop(Some("the node's start failed".into()));
+        }
     }
 }
 

@@ -171,7 +171,8 @@ pub enum SwarmMessage {
         reply: RpcReplyPort<Vec<PeerId>>,
     },
     /// Close every connection gracefully, so that what was written on
-    /// them (a response, say) is flushed, and dial no more.
+    /// them (a response, say) is flushed; from then on, refuse dials and
+    /// close every connection that comes up.
     CloseConnections {
         /// Answered once no connection is left.
         reply: RpcReplyPort<()>,
@@ -427,6 +428,11 @@ impl EventLoop {
     }
 
     fn dial(&mut self, peer: PeerId, addresses: Vec<Multiaddr>, reply: RpcReplyPort<DialResult>) {
+        if self.closing.is_some() {
+            // The node is stopping: no new connection.
+            let _ = reply.send(Err(Arc::new(DialError::Aborted)));
+            return;
+        }
         if self.swarm.is_connected(&peer) {
             let _ = reply.send(Ok(()));
             return;
@@ -538,6 +544,16 @@ impl EventLoop {
             SwarmEvent::NewListenAddr { address, .. } => {
                 let peer = *self.swarm.local_peer_id();
                 tracing::info!("listening on {address}/p2p/{peer}");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                ..
+            } if self.closing.is_some() => {
+                // The node is stopping: a connection that comes up now (an
+                // inbound one, a dial already under way) is closed too.
+                self.swarm.close_connection(connection_id);
+                self.finish_dials(peer_id, Err(Arc::new(DialError::Aborted)));
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..

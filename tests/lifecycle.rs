@@ -223,7 +223,14 @@ async fn shutdown_lets_a_running_handler_finish() {
     tokio::time::timeout(WAIT, started.notified())
         .await
         .unwrap();
+    let stopping = std::time::Instant::now();
     server.shutdown().await;
+    // It waited for the handler (500 ms), not for its whole grace (10 s).
+    assert!(
+        stopping.elapsed() < subnet::NodeBuilder::DEFAULT_SHUTDOWN_GRACE / 2,
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
     let response = call.await.unwrap().expect("the running call is answered");
     assert_eq!(&response.result[..], b"SLEEP:500");
 }

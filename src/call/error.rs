@@ -244,5 +244,15 @@ pub(crate) fn exchange_failed(
             peer,
             phase: step.into(),
         },
+        // After the connection ended: a refusal of the protocol, or a stream
+        // that never opened, is still that; anything else is the lost
+        // connection, not the remote's refusal.
+        ExchangeError::AfterClose(step, error) => match exchange_failed(peer, protocol, *error) {
+            named @ (CallError::Unsupported { .. } | CallError::Open { .. }) => named,
+            _ => CallError::ConnectionLost {
+                peer,
+                phase: step.into(),
+            },
+        },
     }
 }

@@ -132,6 +132,9 @@ pub(crate) async fn ask(
     let asked = async {
         while let Some(answer) = answers.next().await {
             let Some(answer): Option<PeerExchangeResponse> = answer else {
+                // No answer (no connection left, a refusal, a bad frame):
+                // counted as asked and not found.
+                metrics.peer_exchange(true, false);
                 continue;
             };
             metrics.peer_exchange(true, !answer.addresses.is_empty());

@@ -54,10 +54,12 @@ pub(crate) async fn run(request: ExchangeRequest, mut stream: Stream, closed: Ar
             Either::Left(_) => return,
         }
     };
-    // The stream ended because its connection did, not because the remote
-    // refused: say so.
+    // The stream may have ended because its connection did, not because
+    // the remote refused: say so, and let `call/error.rs` decide.
     let result = match result {
-        Err(_) if closed.load(Ordering::Acquire) => Err(ExchangeError::ConnectionLost(step.get())),
+        Err(error) if closed.load(Ordering::Acquire) => {
+            Err(ExchangeError::AfterClose(step.get(), Box::new(error)))
+        }
         result => result,
     };
     let _ = reply.send(Ok(result));

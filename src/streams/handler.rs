@@ -31,6 +31,9 @@ use super::{
     shared::Shared,
 };
 
+/// How long exchanges may run on once their connection has ended.
+const OUTLIVE_CONNECTION: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// One connection's handler.
 pub(crate) struct Handler {
     shared: Arc<Shared>,
@@ -53,8 +56,13 @@ impl Drop for Handler {
         if exchanges.is_empty() {
             return;
         }
+        // Bounded: a stream that never reports its end gives up, and its
+        // caller then hears of the lost connection.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(exchanges.collect::<()>());
+            runtime.spawn(tokio::time::timeout(
+                OUTLIVE_CONNECTION,
+                exchanges.collect::<()>(),
+            ));
         }
     }
 }

@@ -109,6 +109,8 @@ pub(crate) enum ExchangeError {
     Read(FrameError),
     /// The connection closed during the exchange, in this step.
     ConnectionLost(Step),
+    /// The exchange failed in this step after its connection had ended.
+    AfterClose(Step, Box<ExchangeError>),
 }
 
 /// The outcome of an exchange: the stream did not open, or it did and the
