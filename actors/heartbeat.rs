@@ -16,7 +16,7 @@ use std::{
     time::SystemTime,
 };
 
-use libp2p::{Multiaddr, PeerId, gossipsub::MessageAcceptance};
+use libp2p::{PeerId, gossipsub::MessageAcceptance};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::{
@@ -29,6 +29,7 @@ use crate::{
         heartbeat::{self, Config, Rejection},
     },
     metrics::Metrics,
+    swarm::addresses::{ListenAddresses, is_local},
 };
 
 /// Peers whose last sequence is remembered (for replay checks).
@@ -71,8 +72,9 @@ pub struct HeartbeatActor {
     pub(crate) topic: String,
     /// This node.
     pub(crate) local_peer: PeerId,
-    /// The addresses each heartbeat carries.
-    pub(crate) addresses: Vec<Multiaddr>,
+    /// The node's listen addresses; each heartbeat carries those it
+    /// advertises at the time.
+    pub(crate) addresses: ListenAddresses,
     /// Where heartbeats are published and verdicts reported.
     pub(crate) swarm: ActorRef<SwarmMessage>,
     /// Where accepted heartbeats' addresses go.
@@ -169,7 +171,7 @@ impl HeartbeatActor {
         let heartbeat = heartbeat::build(
             &self.config,
             self.local_peer,
-            &self.addresses,
+            &self.addresses.advertised(),
             state.sequence,
             SystemTime::now(),
         );
@@ -209,9 +211,14 @@ impl HeartbeatActor {
                     }
                 }
                 state.last_seen.insert(accepted.peer, accepted.sequence);
+                let mut addresses = accepted.addresses;
+                if !message.local {
+                    // From another host: its loopback addresses are not its.
+                    addresses.retain(|a| !is_local(a));
+                }
                 self.address_book.cast(AddressBookMessage::Add {
                     peer: accepted.peer,
-                    addresses: accepted.addresses,
+                    addresses,
                     source: Source::Heartbeat,
                     subnet_node_id: Some(accepted.subnet_node_id),
                 })?;

@@ -60,7 +60,7 @@ use crate::{
     },
     metrics::Metrics,
     streams::gate::Gate,
-    swarm::Built,
+    swarm::{Built, addresses::ListenAddresses},
 };
 
 /// Time allowed to each core child to stop on a graceful shutdown.
@@ -103,7 +103,7 @@ pub enum NodeMessage {}
 /// its argument is the built, listening swarm.
 pub struct NodeSupervisor {
     pub(crate) local_peer: PeerId,
-    pub(crate) listen_addrs: Vec<Multiaddr>,
+    pub(crate) listen_addrs: ListenAddresses,
     pub(crate) book: AddressBook,
     pub(crate) book_config: address_book::Config,
     pub(crate) registry: Option<Arc<dyn Registry>>,
@@ -173,6 +173,7 @@ impl Actor for NodeSupervisor {
             book: self.book.clone(),
             min_peers: self.min_peers,
             gossip: self.gossip.clone(),
+            listen_addrs: self.listen_addrs.clone(),
             metrics: self.metrics.clone(),
         };
         let (swarm, _) = Actor::spawn_linked(None, swarm_actor, swarm, myself.get_cell()).await?;

@@ -17,7 +17,7 @@ use futures::{FutureExt, StreamExt};
 use libp2p::{
     Multiaddr, PeerId, Swarm, gossipsub, identify, kad,
     swarm::{
-        DialError, SwarmEvent,
+        ConnectionId, DialError, SwarmEvent,
         dial_opts::{DialOpts, PeerCondition},
     },
 };
@@ -34,7 +34,10 @@ use crate::{
         heartbeat::Rejection,
     },
     metrics::Metrics,
-    swarm::{Behaviour, BehaviourEvent, Built},
+    swarm::{
+        Behaviour, BehaviourEvent, Built,
+        addresses::{ListenAddresses, is_local},
+    },
 };
 
 /// Messages queued for the event loop before senders wait.
@@ -65,6 +68,9 @@ pub struct GossipMessage {
     pub signer: Option<PeerId>,
     /// The message's data.
     pub data: Bytes,
+    /// Whether it came over a loopback or link-local connection: only then
+    /// may loopback or link-local addresses in it be believed.
+    pub local: bool,
     verdict: Arc<Verdict>,
 }
 
@@ -197,6 +203,8 @@ pub struct SwarmActor {
     pub(crate) min_peers: usize,
     /// Where received GossipSub messages are published.
     pub(crate) gossip: GossipPort,
+    /// The node's listen addresses, kept current here.
+    pub(crate) listen_addrs: ListenAddresses,
     /// The node's metrics.
     pub(crate) metrics: Metrics,
 }
@@ -233,6 +241,9 @@ impl Actor for SwarmActor {
             reported,
             book: self.book.clone(),
             min_peers: self.min_peers,
+            listen_addrs: self.listen_addrs.clone(),
+            local_connections: HashMap::new(),
+            advertised: Vec::new(),
             metrics: self.metrics.clone(),
             unsent: None,
             closing: None,
@@ -315,6 +326,13 @@ struct EventLoop {
     reported: mpsc::Receiver<Reported>,
     book: AddressBook,
     min_peers: usize,
+    listen_addrs: ListenAddresses,
+    /// Whether each connection is over a loopback or link-local address:
+    /// only such a peer may give us, or get from us, such addresses.
+    local_connections: HashMap<ConnectionId, (PeerId, bool)>,
+    /// The listen addresses this loop made external addresses (what
+    /// identify tells peers); others (an operator's) are left alone.
+    advertised: Vec<Multiaddr>,
     metrics: Metrics,
     /// The last retained message that could not be published because no
     /// peer had subscribed to its topic yet (a node's first heartbeat):
@@ -326,6 +344,7 @@ struct EventLoop {
 
 impl EventLoop {
     async fn run(mut self) {
+        self.advertise();
         let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -506,17 +525,24 @@ impl EventLoop {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
+                connection_id,
                 info,
-                ..
             })) => {
+                // A peer on another host cannot be reached at its loopback
+                // or link-local addresses (and on ours they are another
+                // node's): keep those only from a peer connected over one.
+                let mut addresses = info.listen_addrs;
+                if !self.is_local_connection(connection_id) {
+                    addresses.retain(|a| !is_local(a));
+                }
                 if let Some(kad) = self.swarm.behaviour_mut().kademlia.as_mut() {
-                    for address in &info.listen_addrs {
+                    for address in &addresses {
                         kad.add_address(&peer_id, address.clone());
                     }
                 }
                 let _ = self.address_book.cast(AddressBookMessage::Add {
                     peer: peer_id,
-                    addresses: info.listen_addrs,
+                    addresses,
                     source: Source::Identify,
                     subnet_node_id: None,
                 });
@@ -544,6 +570,13 @@ impl EventLoop {
             SwarmEvent::NewListenAddr { address, .. } => {
                 let peer = *self.swarm.local_peer_id();
                 tracing::info!("listening on {address}/p2p/{peer}");
+                self.listen_addrs.add(address);
+                self.advertise();
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                tracing::info!("no longer listening on {address}");
+                self.listen_addrs.remove(&address);
+                self.advertise();
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -556,9 +589,15 @@ impl EventLoop {
                 self.finish_dials(peer_id, Err(Arc::new(DialError::Aborted)));
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
             } => {
                 tracing::debug!(peer = %peer_id, address = %endpoint.get_remote_address(), "connected");
+                let local = is_local(endpoint.get_remote_address());
+                self.local_connections
+                    .insert(connection_id, (peer_id, local));
                 self.metrics.connection(
                     endpoint.is_dialer(),
                     transport(endpoint.get_remote_address()),
@@ -589,7 +628,13 @@ impl EventLoop {
                     self.finish_dials(peer, Err(Arc::new(error)));
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                cause,
+                ..
+            } => {
+                self.local_connections.remove(&connection_id);
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
                 self.metrics
                     .connected_peers(self.swarm.connected_peers().count());
@@ -622,8 +667,10 @@ impl EventLoop {
                 );
             return;
         };
+        let local = self.is_local_peer(&propagation_source);
         self.gossip.send(GossipMessage {
             topic: message.topic,
+            local,
             propagation_source,
             signer: message.source,
             data: Bytes::from(message.data),
@@ -634,6 +681,33 @@ impl EventLoop {
                 verdicts: self.verdicts.clone(),
             }),
         });
+    }
+
+    /// Makes what the node advertises (see `ListenAddresses::advertised`)
+    /// its external addresses, which identify tells peers.
+    fn advertise(&mut self) {
+        let wanted = self.listen_addrs.advertised();
+        for stale in self.advertised.iter().filter(|a| !wanted.contains(a)) {
+            self.swarm.remove_external_address(stale);
+        }
+        for address in wanted.iter().filter(|a| !self.advertised.contains(a)) {
+            self.swarm.add_external_address(address.clone());
+        }
+        self.advertised = wanted;
+    }
+
+    /// Whether the connection is over a loopback or link-local address.
+    fn is_local_connection(&self, connection: ConnectionId) -> bool {
+        self.local_connections
+            .get(&connection)
+            .is_some_and(|(_, local)| *local)
+    }
+
+    /// Whether `peer` is connected over a loopback or link-local address.
+    fn is_local_peer(&self, peer: &PeerId) -> bool {
+        self.local_connections
+            .values()
+            .any(|(p, local)| *local && p == peer)
     }
 
     /// Applies a verdict; its permit goes back with it.
@@ -657,10 +731,14 @@ impl EventLoop {
             Ok(ok) => ok.peers,
             Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
         };
+        // Loopback or link-local addresses from the DHT are believed only
+        // on a node that has nothing else (a subnet on one machine).
+        let one_machine = self.listen_addrs.advertised().iter().all(is_local);
         let found: Vec<Multiaddr> = peers
             .into_iter()
             .filter(|p| p.peer_id == target)
             .flat_map(|p| p.addrs)
+            .filter(|a| one_machine || !is_local(a))
             .collect();
         if !found.is_empty() || last {
             if let Some((_, reply)) = self.lookups.remove(&id) {

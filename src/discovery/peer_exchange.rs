@@ -23,6 +23,7 @@ use crate::{
     metrics::Metrics,
     protocol::{Config, Protocol},
     streams::{outbound::Progress, shared::Shared},
+    swarm::addresses::is_local,
 };
 
 include!(concat!(env!("OUT_DIR"), "/subnet.peer_exchange.rs"));
@@ -125,13 +126,15 @@ pub(crate) async fn ask(
                     .await?
                     .ok()?
                     .ok()?;
-                prost::Message::decode(Bytes::from(body)).ok()
+                let answer: PeerExchangeResponse =
+                    prost::Message::decode(Bytes::from(body)).ok()?;
+                Some((neighbour, answer))
             }
         })
         .collect();
     let asked = async {
         while let Some(answer) = answers.next().await {
-            let Some(answer): Option<PeerExchangeResponse> = answer else {
+            let Some((neighbour, answer)) = answer else {
                 // No answer (no connection left, a refusal, a bad frame):
                 // counted as asked and not found.
                 metrics.peer_exchange(true, false);
@@ -143,6 +146,9 @@ pub(crate) async fn ask(
                 .into_iter()
                 .take(MAX_ANSWER_ADDRESSES)
                 .filter_map(|a| Multiaddr::try_from(a).ok())
+                // From a neighbour on another host, loopback and link-local
+                // addresses are its host's, not the sought peer's.
+                .filter(|a| shared.connections.is_local(&neighbour) || !is_local(a))
                 .collect();
             if !addresses.is_empty() {
                 return Some(Answer {

@@ -1,7 +1,7 @@
 //! `NodeBuilder`: a node's settings, and starting it: the swarm built and
 //! listening, then the actors under their supervisor.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use libp2p::{Multiaddr, identity::Keypair, swarm::SwarmEvent};
@@ -22,7 +22,7 @@ use crate::{
     error::StartError,
     metrics::Metrics,
     streams::{gate::Gate, shared::Shared},
-    swarm::{self, SwarmOptions},
+    swarm::{self, SwarmOptions, addresses::ListenAddresses},
 };
 
 /// Builds a [`Node`].
@@ -101,6 +101,8 @@ impl NodeBuilder {
     /// connections are denied (and at most 64 may be setting up at once,
     /// and 4 established per peer).
     pub const DEFAULT_MAX_INBOUND_CONNECTIONS: u32 = 512;
+    /// Time `build` waits for each listener to report its first address: 10 s.
+    pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
     /// Time a graceful shutdown lets running handlers finish: 10 s.
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -302,29 +304,61 @@ impl NodeBuilder {
                 .map(|h| heartbeat::topic(h.subnet_id()))
                 .collect(),
         })?;
+        let mut listeners = HashMap::new();
         for address in &self.listen {
-            swarm
+            let id = swarm
                 .listen_on(address.clone())
                 .map_err(|source| StartError::Listen {
                     address: address.clone(),
                     source,
                 })?;
+            listeners.insert(id, address.clone());
         }
-        // Wait until every listener reports an address, so that the node's
-        // addresses are known (port 0 resolved) when `build` returns.
-        let mut listen_addrs = Vec::new();
-        let mut pending = self.listen.len();
-        while pending > 0 {
-            match StreamExt::select_next_some(&mut swarm).await {
-                SwarmEvent::NewListenAddr { address, .. } => {
+        // Wait until every listener reports an address (port 0 resolved),
+        // so that the node's addresses are known when `build` returns. A
+        // wildcard listener reports one address per interface: the first
+        // suffices here; the swarm actor records the others as they come.
+        let listen_addrs = ListenAddresses::default();
+        let deadline = tokio::time::Instant::now() + Self::LISTEN_TIMEOUT;
+        while !listeners.is_empty() {
+            let event = tokio::time::timeout_at(deadline, StreamExt::select_next_some(&mut swarm))
+                .await
+                .map_err(|_| StartError::ListenerFailed {
+                    address: listeners.values().next().expect("not empty").clone(),
+                    reason: format!("no address reported within {:?}", Self::LISTEN_TIMEOUT),
+                })?;
+            match event {
+                SwarmEvent::NewListenAddr {
+                    listener_id,
+                    address,
+                } => {
                     tracing::info!("listening on {address}/p2p/{peer_id}");
-                    listen_addrs.push(address);
-                    pending -= 1;
+                    listen_addrs.add(address);
+                    listeners.remove(&listener_id);
                 }
-                SwarmEvent::ListenerError { error, .. } => {
+                SwarmEvent::ListenerError { listener_id, error }
+                    if listeners.contains_key(&listener_id) =>
+                {
                     return Err(StartError::ListenerFailed {
-                        address: self.listen[self.listen.len() - pending].clone(),
+                        address: listeners
+                            .remove(&listener_id)
+                            .unwrap_or_else(Multiaddr::empty),
                         reason: error.to_string(),
+                    });
+                }
+                SwarmEvent::ListenerClosed {
+                    listener_id,
+                    reason,
+                    ..
+                } if listeners.contains_key(&listener_id) => {
+                    return Err(StartError::ListenerFailed {
+                        address: listeners
+                            .remove(&listener_id)
+                            .unwrap_or_else(Multiaddr::empty),
+                        reason: match reason {
+                            Ok(()) => "the listener closed".to_owned(),
+                            Err(error) => error.to_string(),
+                        },
                     });
                 }
                 _ => {}

@@ -25,6 +25,7 @@ use crate::{
     metrics::{Direction, Metrics},
     protocol::{Config, Protocol},
     streams::{outbound::OutboundStream, shared::Shared},
+    swarm::addresses::ListenAddresses,
 };
 
 /// A running node. Cloning is cheap; every clone drives the same node.
@@ -44,7 +45,7 @@ impl std::fmt::Debug for Node {
 
 struct Inner {
     peer_id: PeerId,
-    listen_addrs: Vec<Multiaddr>,
+    listen_addrs: ListenAddresses,
     supervisor: ActorRef<NodeMessage>,
     /// The long-lived actors, kept current by the supervisor (it replaces
     /// the heartbeat actor when it restarts it).
@@ -67,13 +68,16 @@ impl Node {
         self.inner.peer_id
     }
 
-    /// The addresses the node listens on, each ending in `/p2p/<peer id>`:
-    /// what another node passes to `call`.
+    /// The addresses the node listens on now, each ending in
+    /// `/p2p/<peer id>`: what another node passes to `call`. Those other
+    /// hosts can reach come first; loopback and link-local ones last. A
+    /// listener on `0.0.0.0` gives one per interface, kept current.
     pub fn addresses(&self) -> Vec<Multiaddr> {
         self.inner
             .listen_addrs
-            .iter()
-            .map(|a| a.clone().with_p2p(self.inner.peer_id).unwrap_or_else(|a| a))
+            .all()
+            .into_iter()
+            .map(|a| a.with_p2p(self.inner.peer_id).unwrap_or_else(|a| a))
             .collect()
     }
 

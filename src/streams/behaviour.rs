@@ -18,6 +18,7 @@ use libp2p::{
 };
 
 use super::{gate::Gate, handler::Handler, shared::Shared};
+use crate::swarm::addresses::is_local;
 
 /// Why a connection was refused: membership gating is on and the peer is
 /// not in the registry.
@@ -48,7 +49,8 @@ impl Behaviour {
             tracing::debug!(%peer, "connection refused: not a member");
             return Err(ConnectionDenied::new(NotMember(peer)));
         }
-        let requests = self.shared.connections.insert(peer, id);
+        let local = is_local(&remote);
+        let requests = self.shared.connections.insert(peer, id, local);
         Ok(Handler::new(self.shared.clone(), peer, remote, requests))
     }
 }

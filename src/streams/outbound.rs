@@ -162,6 +162,8 @@ pub(crate) struct OpenRequest {
 struct Connection {
     requests: mpsc::Sender<OpenRequest>,
     outbound: Arc<Semaphore>,
+    /// Over a loopback or link-local address.
+    local: bool,
 }
 
 /// The established connections, by peer: where callers' stream requests go.
@@ -169,12 +171,19 @@ struct Connection {
 pub(crate) struct Connections(DashMap<PeerId, HashMap<ConnectionId, Connection>>);
 
 impl Connections {
-    /// Registers a new connection; its handler polls the returned receiver.
-    pub(crate) fn insert(&self, peer: PeerId, id: ConnectionId) -> mpsc::Receiver<OpenRequest> {
+    /// Registers a new connection (`local`: over a loopback or link-local
+    /// address); its handler polls the returned receiver.
+    pub(crate) fn insert(
+        &self,
+        peer: PeerId,
+        id: ConnectionId,
+        local: bool,
+    ) -> mpsc::Receiver<OpenRequest> {
         let (requests, receiver) = mpsc::channel(OPEN_QUEUE);
         let connection = Connection {
             requests,
             outbound: Arc::new(Semaphore::new(MAX_OUTBOUND_STREAMS_PER_CONNECTION)),
+            local,
         };
         self.0.entry(peer).or_default().insert(id, connection);
         receiver
@@ -196,6 +205,13 @@ impl Connections {
         if now_empty {
             self.0.remove_if(peer, |_, conns| conns.is_empty());
         }
+    }
+
+    /// Whether `peer` is connected over a loopback or link-local address.
+    pub(crate) fn is_local(&self, peer: &PeerId) -> bool {
+        self.0
+            .get(peer)
+            .is_some_and(|conns| conns.values().any(|c| c.local))
     }
 
     /// The peers with an established connection.

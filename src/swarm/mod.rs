@@ -3,9 +3,11 @@
 //! identify, ping, GossipSub and Kademlia). `actors/swarm.rs` owns and
 //! drives what this builds.
 //!
+//! - [`addresses`]: the node's listen addresses, kept current.
 //! - [`security`]: Noise under the Python template's protocol names.
 //! - `woken`: behaviours whose connection handlers are polled only when woken.
 
+pub mod addresses;
 pub mod security;
 pub(crate) mod woken;
 
@@ -144,10 +146,13 @@ pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartErro
                     options.shared.clone(),
                     options.gate.clone(),
                 ),
-                identify: Woken::new(identify::Behaviour::new(identify::Config::new(
-                    IDENTIFY_PROTOCOL.into(),
-                    key.public(),
-                ))),
+                // Identify tells peers the node's external addresses only:
+                // the swarm actor keeps them to what the node advertises
+                // (no loopback address to another host).
+                identify: Woken::new(identify::Behaviour::new(
+                    identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                        .with_hide_listen_addrs(true),
+                )),
                 ping: Woken::new(ping::Behaviour::default()),
                 gossipsub: Woken::new(gossipsub::Behaviour::new(
                     gossipsub::MessageAuthenticity::Signed(key.clone()),
