@@ -217,6 +217,12 @@ fn user_errors_get_one_line_and_a_failure_code() {
         "not a multiaddr",
     );
     fails_with_one_line(&["call", "/ip4/127.0.0.1/tcp/1", "hi"], "/p2p/");
+    let someone = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA";
+    fails_with_one_line(&["call", someone, "hi"], "needs --bootstrap");
+    fails_with_one_line(
+        &["call", someone, "hi", "--bootstrap", "/ip4/127.0.0.1/tcp/x"],
+        "is not a multiaddr",
+    );
 
     // A port in use.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap(); // held: the port is in use

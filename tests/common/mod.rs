@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod netns;
+
 use std::{future::Future, time::Duration};
 
 use subnet::{Node, Protocol};

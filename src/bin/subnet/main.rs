@@ -48,10 +48,15 @@ enum Command {
     Node(NodeArgs),
     /// Call the task protocol on a node and print the result.
     Call {
-        /// The node: a multiaddr ending in /p2p/<peer id>.
+        /// The node: a multiaddr ending in /p2p/<peer id>, or a peer id to
+        /// find through the --bootstrap peers.
         destination: Option<String>,
         /// The payload.
         payload: Option<String>,
+        /// A peer to connect to first and ask where a peer id lives: a
+        /// multiaddr ending in /p2p/<peer id> (repeatable).
+        #[arg(long)]
+        bootstrap: Vec<String>,
     },
     /// Show what a running node's address book holds.
     Peers {
@@ -157,11 +162,41 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Call {
             destination,
             payload,
+            bootstrap,
         } => {
-            let destination = destination
-                .ok_or("missing destination: give the node's multiaddr ending in /p2p/<peer id>")?;
+            let destination = destination.ok_or(
+                "missing destination: give the node's multiaddr ending in /p2p/<peer id>, or its peer id",
+            )?;
             let payload = payload.ok_or("missing payload: give the text to send")?;
-            let node = Node::builder().build().await.map_err(|e| e.to_string())?;
+            let mut builder = Node::builder();
+            let mut bootstrap_addresses = Vec::new();
+            for address in &bootstrap {
+                let address: Multiaddr = address
+                    .parse()
+                    .map_err(|e| format!("bootstrap `{address}` is not a multiaddr: {e}"))?;
+                builder = builder.bootstrap(address.clone());
+                bootstrap_addresses.push(address);
+            }
+            if destination.parse::<subnet::PeerId>().is_ok() && bootstrap_addresses.is_empty() {
+                return Err(
+                    "a peer id alone needs --bootstrap <multiaddr>: a peer to ask where it lives"
+                        .into(),
+                );
+            }
+            let node = builder.build().await.map_err(|e| e.to_string())?;
+            // Connected to the bootstrap peers first, so that a peer id can
+            // be asked of them.
+            let mut reached = bootstrap_addresses.is_empty();
+            for address in bootstrap_addresses {
+                match node.connect(address.clone(), CLIENT_TIMEOUT).await {
+                    Ok(()) => reached = true,
+                    Err(error) => eprintln!("warning: bootstrap {address}: {error}"),
+                }
+            }
+            if !reached {
+                node.shutdown().await;
+                return Err("no bootstrap peer could be reached".into());
+            }
             let request = TaskRequest {
                 task_id: "cli".into(),
                 payload: payload.into_bytes().into(),

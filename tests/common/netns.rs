@@ -1,0 +1,165 @@
+//! Simulated hosts for tests: Linux network namespaces, each with one
+//! interface on a bridge that lives in a namespace of its own, addresses in
+//! 10.201.0.0/24. Nothing is created in, or routed to, the machine's own
+//! namespace. Everything is removed on drop, even when a test fails.
+//!
+//! Needs root (CI runs as root; `.ci/run` installs `iproute2`). Without
+//! it a test fails with one line saying why, unless `SUBNET_SKIP_NETNS=1`
+//! is set, in which case [`bridge`] returns `None` and the test returns.
+
+use std::{
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+use super::KillOnDrop;
+
+static BEDS: AtomicUsize = AtomicUsize::new(0);
+
+/// A host: a network namespace with `eth0` at `ip` on the bridge.
+#[derive(Debug)]
+pub struct Host {
+    /// The namespace's name, for `ip netns exec`.
+    pub ns: String,
+    /// Its address on the bridge.
+    pub ip: String,
+}
+
+impl Host {
+    /// A command that runs `program` inside this host.
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.ns, program]);
+        command
+    }
+
+    /// Runs `program args` inside this host and returns its output.
+    pub fn run(&self, program: &str, args: &[&str]) -> std::process::Output {
+        self.command(program)
+            .args(args)
+            .output()
+            .expect("ip netns exec runs")
+    }
+
+    /// Starts `program args` inside this host, killed when dropped.
+    pub fn spawn(&self, program: &str, args: &[&str]) -> KillOnDrop {
+        KillOnDrop(
+            self.command(program)
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("ip netns exec runs"),
+        )
+    }
+}
+
+/// Hosts on one bridge.
+#[derive(Debug)]
+pub struct Bridge {
+    switch: String,
+    /// The hosts, at 10.201.0.2, .3, …
+    pub hosts: Vec<Host>,
+}
+
+/// Runs `ip args`, failing with its stderr.
+fn ip(args: &[&str]) -> Result<(), String> {
+    let output = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run `ip` (install iproute2): {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// `hosts` hosts on a bridge; `None` if namespaces cannot be created and
+/// `SUBNET_SKIP_NETNS=1` is set. Panics with one line otherwise.
+pub fn bridge(hosts: usize) -> Option<Bridge> {
+    let bed = BEDS.fetch_add(1, Ordering::Relaxed);
+    let prefix = format!("sn{}-{bed}", std::process::id());
+    let mut bridge = Bridge {
+        switch: format!("{prefix}-sw"),
+        hosts: Vec::new(),
+    };
+    match bridge.create(&prefix, hosts) {
+        Ok(()) => Some(bridge),
+        Err(_) if std::env::var_os("SUBNET_SKIP_NETNS").is_some_and(|v| v == "1") => None,
+        Err(error) => panic!(
+            "cannot create network namespaces for simulated hosts (needs root and iproute2; set SUBNET_SKIP_NETNS=1 to skip): {error}"
+        ),
+    }
+}
+
+impl Bridge {
+    fn create(&mut self, prefix: &str, hosts: usize) -> Result<(), String> {
+        let sw = self.switch.clone();
+        ip(&["netns", "add", &sw])?;
+        ip(&["-n", &sw, "link", "add", "br0", "type", "bridge"])?;
+        ip(&["-n", &sw, "link", "set", "br0", "up"])?;
+        for i in 0..hosts {
+            let ns = format!("{prefix}-h{i}");
+            let address = format!("10.201.0.{}", i + 2);
+            ip(&["netns", "add", &ns])?;
+            self.hosts.push(Host {
+                ns: ns.clone(),
+                ip: address.clone(),
+            });
+            let port = format!("v{i}");
+            ip(&[
+                "-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+                &ns,
+            ])?;
+            ip(&["-n", &sw, "link", "set", &port, "master", "br0"])?;
+            ip(&["-n", &sw, "link", "set", &port, "up"])?;
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{address}/24"),
+                "dev",
+                "eth0",
+            ])?;
+            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        for ns in self.hosts.iter().map(|h| &h.ns).chain([&self.switch]) {
+            // Whatever still runs in it goes first.
+            if let Ok(pids) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+/// Reads lines from a child's stdout until one starts with `listening on`,
+/// and returns that address.
+pub fn first_address(child: &mut Child) -> String {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(child.stdout.as_mut().expect("stdout piped"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).expect("the program writes");
+        assert!(n > 0, "the program ended before listening");
+        if let Some(address) = line.trim().strip_prefix("listening on ") {
+            return address.to_owned();
+        }
+    }
+}

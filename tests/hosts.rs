@@ -1,0 +1,146 @@
+//! Nodes on three simulated hosts (network namespaces on a bridge,
+//! `tests/common/netns.rs`), each listening on wildcard TCP and QUIC
+//! addresses, found through the address sources and called across hosts.
+
+mod common;
+
+use std::{path::PathBuf, time::Duration};
+
+use common::netns::{Host, bridge, first_address};
+
+const BIN: &str = env!("CARGO_BIN_EXE_subnet");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("subnet-hosts-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes a key and returns its file and peer id.
+fn key(dir: &std::path::Path, name: &str) -> (String, String) {
+    let path = dir.join(format!("{name}.key"));
+    let out = std::process::Command::new(BIN)
+        .args(["keygen", "--out", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (path.to_str().unwrap().to_owned(), id)
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Polls `check` every 200 ms until it holds, failing after `timeout`
+/// with the last thing it saw.
+fn poll(timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(seen) if std::time::Instant::now() > deadline => {
+                panic!("not within {timeout:?}: {seen}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// `subnet peers` of the node on `host`, asked from the host itself.
+fn peers(host: &Host, id: &str) -> String {
+    text(&host.run(
+        BIN,
+        &["peers", &format!("/ip4/127.0.0.1/tcp/4001/p2p/{id}")],
+    ))
+}
+
+#[test]
+fn nodes_on_three_hosts_find_and_call_each_other_by_peer_id() {
+    let Some(bed) = bridge(3) else { return };
+    let dir = temp_dir("three");
+    let keys: Vec<(String, String)> = ["a", "b", "c"].iter().map(|n| key(&dir, n)).collect();
+    let ids: Vec<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
+    let first = format!("/ip4/{}/tcp/4001/p2p/{}", bed.hosts[0].ip, ids[0]);
+    let mut nodes = Vec::new();
+    for (i, host) in bed.hosts.iter().enumerate() {
+        let mut args = vec![
+            "node",
+            "--key",
+            &keys[i].0,
+            "--listen",
+            "/ip4/0.0.0.0/tcp/4001",
+            "--listen",
+            "/ip4/0.0.0.0/udp/4001/quic-v1",
+            "--heartbeat-interval",
+            "1",
+        ];
+        if i > 0 {
+            args.extend(["--bootstrap", &first]);
+        }
+        let mut node = host.spawn(BIN, &args);
+        // The first address a node prints is one other hosts can reach.
+        let address = first_address(&mut node.0);
+        assert!(
+            address.starts_with(&format!("/ip4/{}/", host.ip)),
+            "{address}"
+        );
+        nodes.push(node);
+    }
+
+    // Every book lists the two other nodes, and no other host's loopback
+    // address: a node on one host never learns another's 127.0.0.1.
+    for (i, host) in bed.hosts.iter().enumerate() {
+        poll(Duration::from_secs(60), || {
+            let book = peers(host, ids[i]);
+            let others = (0..3).filter(|j| *j != i);
+            if !others.clone().all(|j| book.contains(ids[j])) {
+                return Err(book);
+            }
+            assert!(
+                !book.contains("/ip4/127."),
+                "a loopback address from another host: {book}"
+            );
+            for j in others {
+                let ip = &bed.hosts[j].ip;
+                if !(book.contains(&format!("/ip4/{ip}/tcp/4001"))
+                    && book.contains(&format!("/ip4/{ip}/udp/4001/quic-v1")))
+                {
+                    return Err(book);
+                }
+            }
+            Ok(())
+        });
+    }
+
+    // From each host, a short-lived node that knows only its host's node
+    // calls each other node by peer id: the address it finds must be the
+    // right one (a loopback address would reach the wrong node).
+    for (i, host) in bed.hosts.iter().enumerate() {
+        let local = format!("/ip4/{}/tcp/4001/p2p/{}", host.ip, ids[i]);
+        for j in (0..3).filter(|j| *j != i) {
+            let payload = format!("from-{i}-to-{j}");
+            let call = host.run(BIN, &["call", ids[j], &payload, "--bootstrap", &local]);
+            assert!(call.status.success(), "{}", text(&call));
+            assert_eq!(
+                String::from_utf8_lossy(&call.stdout).trim(),
+                payload.to_uppercase()
+            );
+        }
+    }
+
+    // Over QUIC, across hosts, by multiaddr.
+    let quic = format!("/ip4/{}/udp/4001/quic-v1/p2p/{}", bed.hosts[2].ip, ids[2]);
+    let call = bed.hosts[0].run(BIN, &["call", &quic, "quic"]);
+    assert!(call.status.success(), "{}", text(&call));
+    assert_eq!(String::from_utf8_lossy(&call.stdout).trim(), "QUIC");
+
+    drop(nodes);
+    drop(bed);
+    let _ = std::fs::remove_dir_all(dir);
+}
