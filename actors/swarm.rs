@@ -485,7 +485,9 @@ impl EventLoop {
     }
 
     fn bootstrap(&mut self, peers: Vec<(PeerId, Multiaddr)>) {
-        for (peer, address) in peers {
+        let local = *self.swarm.local_peer_id();
+        // One list serves the whole subnet: a node skips its own entry.
+        for (peer, address) in peers.into_iter().filter(|(p, _)| *p != local) {
             if let Some(kad) = self.swarm.behaviour_mut().kademlia.as_mut() {
                 kad.add_address(&peer, address.clone());
             }

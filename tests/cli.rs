@@ -388,3 +388,17 @@ async fn call_says_the_connection_was_lost_when_the_server_dies_mid_call() {
         "{stderr}"
     );
 }
+
+#[test]
+fn call_resolves_a_dns_name() {
+    let node = NodeProcess::start(&["--listen", "/ip4/127.0.0.1/tcp/0"]);
+    let by_name = node.address.replace("/ip4/127.0.0.1/", "/dns4/localhost/");
+    assert!(by_name.starts_with("/dns4/localhost/tcp/"), "{by_name}");
+    let call = subnet(&["call", &by_name, "by name"]);
+    assert!(
+        call.status.success(),
+        "{}",
+        String::from_utf8_lossy(&call.stderr)
+    );
+    assert_eq!(stdout(&call), "BY NAME");
+}

@@ -66,7 +66,12 @@ fn nodes_on_three_hosts_find_and_call_each_other_by_peer_id() {
     let dir = temp_dir("three");
     let keys: Vec<(String, String)> = ["a", "b", "c"].iter().map(|n| key(&dir, n)).collect();
     let ids: Vec<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
-    let first = format!("/ip4/{}/tcp/4001/p2p/{}", bed.hosts[0].ip, ids[0]);
+    // The others bootstrap to the first by name, as a docker-compose
+    // subnet does (`/dns4/bootnode/...`), resolved inside each host.
+    let first = format!("/dns4/bootnode/tcp/4001/p2p/{}", ids[0]);
+    for host in &bed.hosts {
+        host.resolve("bootnode", &bed.hosts[0].ip);
+    }
     let mut nodes = Vec::new();
     for (i, host) in bed.hosts.iter().enumerate() {
         let mut args = vec![
@@ -80,9 +85,8 @@ fn nodes_on_three_hosts_find_and_call_each_other_by_peer_id() {
             "--heartbeat-interval",
             "1",
         ];
-        if i > 0 {
-            args.extend(["--bootstrap", &first]);
-        }
+        // One bootstrap list for the whole subnet, the first node included.
+        args.extend(["--bootstrap", &first]);
         let mut node = host.spawn(BIN, &args);
         // The first address a node prints is one other hosts can reach.
         let address = first_address(&mut node.0);

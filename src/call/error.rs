@@ -49,7 +49,7 @@ pub enum CallError {
         peer: PeerId,
     },
     /// Connecting to the peer failed.
-    #[error("dialing {peer} failed: {source}")]
+    #[error("dialing {peer} failed: {}", one_line(source))]
     DialFailed {
         /// The peer.
         peer: PeerId,
@@ -255,4 +255,16 @@ pub(crate) fn exchange_failed(
             },
         },
     }
+}
+
+/// An error's text on one line: libp2p's DNS transport lists the failure of
+/// each resolved address on a line of its own.
+fn one_line(error: &impl std::fmt::Display) -> String {
+    error
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

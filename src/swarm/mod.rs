@@ -1,5 +1,5 @@
 //! The node's libp2p swarm, built: transports (TCP + Noise + yamux, and
-//! QUIC) and behaviours (connection limits, the direct protocols' streams,
+//! QUIC, both through DNS resolution) and behaviours (connection limits, the direct protocols' streams,
 //! identify, ping, GossipSub and Kademlia). `actors/swarm.rs` owns and
 //! drives what this builds.
 //!
@@ -123,6 +123,11 @@ pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartErro
         )
         .map_err(|e| transport(&e))?
         .with_quic()
+        // `/dns`, `/dns4` and `/dns6` addresses resolve through the system's
+        // resolver (its hosts file first), for calls, bootstrap peers and
+        // registry entries alike.
+        .with_dns()
+        .map_err(|e| transport(&e))?
         .with_behaviour(|key| {
             let peer = key.public().to_peer_id();
             let kademlia = options.kademlia.then(|| {

@@ -26,6 +26,19 @@ pub struct Host {
 }
 
 impl Host {
+    /// Makes `name` resolve to `ip` inside this host (`ip netns exec`
+    /// mounts `/etc/netns/<ns>/hosts` over `/etc/hosts`); removed with the
+    /// bridge.
+    pub fn resolve(&self, name: &str, ip: &str) {
+        let dir = format!("/etc/netns/{}", self.ns);
+        std::fs::create_dir_all(&dir).expect("/etc/netns is writable (root)");
+        std::fs::write(
+            format!("{dir}/hosts"),
+            format!("127.0.0.1 localhost\n{ip} {name}\n"),
+        )
+        .expect("/etc/netns is writable (root)");
+    }
+
     /// A command that runs `program` inside this host.
     pub fn command(&self, program: &str) -> Command {
         let mut command = Command::new("ip");
@@ -144,6 +157,7 @@ impl Drop for Bridge {
                 }
             }
             let _ = ip(&["netns", "del", ns]);
+            let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
         }
     }
 }

@@ -17,6 +17,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use config::NodeConfig;
+use libp2p::multiaddr::Protocol;
 use subnet::{
     Multiaddr, Node, NodeBuilder,
     admin::{Admin, PeersRequest},
@@ -325,11 +326,25 @@ async fn node(args: NodeArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot serve metrics on {address}: {e}"))?;
     }
     let node = start(builder).await?;
-    for address in &bootstrap {
-        if let Err(e) = node.connect(address.clone(), CLIENT_TIMEOUT).await {
-            node.shutdown().await;
-            return Err(format!("cannot reach bootstrap peer {address}: {e}"));
+    // One list can serve a whole subnet: a node skips its own entry, and a
+    // node that is itself a bootstrap peer starts even if the others are
+    // not up yet. Any other node needs at least one of them.
+    let own = |address: &Multiaddr| address.iter().any(|p| p == Protocol::P2p(node.peer_id()));
+    let bootnode = bootstrap.iter().any(own);
+    let mut failures = Vec::new();
+    let mut reached = false;
+    for address in bootstrap.iter().filter(|a| !own(a)) {
+        match node.connect(address.clone(), CLIENT_TIMEOUT).await {
+            Ok(()) => reached = true,
+            Err(e) => failures.push(format!("cannot reach bootstrap peer {address}: {e}")),
         }
+    }
+    if !reached && !bootnode && !failures.is_empty() {
+        node.shutdown().await;
+        return Err(failures.join("; "));
+    }
+    for failure in failures {
+        eprintln!("warning: {failure}");
     }
     for address in node.addresses() {
         println!("listening on {address}");
