@@ -148,3 +148,44 @@ fn nodes_on_three_hosts_find_and_call_each_other_by_peer_id() {
     drop(bed);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_node_behind_nat_calls_out_but_cannot_be_called_directly() {
+    let Some(mut bed) = bridge(1) else { return };
+    let dir = temp_dir("nat");
+    let (key_b, id_b) = key(&dir, "b");
+    let (key_a, _) = key(&dir, "a");
+    let mut b = bed.hosts[0].spawn(
+        BIN,
+        &["node", "--key", &key_b, "--listen", "/ip4/0.0.0.0/tcp/4001"],
+    );
+    first_address(&mut b.0);
+    let b_address = format!("/ip4/{}/tcp/4001/p2p/{id_b}", bed.hosts[0].ip);
+    let natted = bed.behind_nat();
+    let mut a = natted.spawn(
+        BIN,
+        &["node", "--key", &key_a, "--listen", "/ip4/0.0.0.0/tcp/4001"],
+    );
+    let a_address = first_address(&mut a.0);
+    assert!(
+        a_address.starts_with(&format!("/ip4/{}/", natted.ip)),
+        "{a_address}"
+    );
+
+    // Out through the NAT: A's host reaches B.
+    let out = natted.run(BIN, &["call", &b_address, "out"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OUT");
+
+    // In: B's host cannot reach A at its private address, nor at its
+    // router's: the router forwards nothing it was not asked for.
+    for address in [
+        a_address.clone(),
+        a_address.replace(&natted.ip, "10.201.0.100"),
+    ] {
+        let call = bed.hosts[0].run(BIN, &["call", &address, "in"]);
+        assert!(!call.status.success(), "{address}: {}", text(&call));
+    }
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -22,7 +22,10 @@ use crate::{
     error::StartError,
     metrics::Metrics,
     streams::{gate::Gate, shared::Shared},
-    swarm::{self, SwarmOptions, addresses::ListenAddresses},
+    swarm::{
+        self, SwarmOptions,
+        addresses::{ListenAddresses, is_local},
+    },
 };
 
 /// Builds a [`Node`].
@@ -103,6 +106,9 @@ impl NodeBuilder {
     pub const DEFAULT_MAX_INBOUND_CONNECTIONS: u32 = 512;
     /// Time `build` waits for each listener to report its first address: 10 s.
     pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Time a wildcard listener that reported only loopback or link-local
+    /// addresses is given to report one other hosts can reach: 250 ms.
+    const SETTLE: Duration = Duration::from_millis(250);
     /// Time a graceful shutdown lets running handlers finish: 10 s.
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -316,25 +322,51 @@ impl NodeBuilder {
         }
         // Wait until every listener reports an address (port 0 resolved),
         // so that the node's addresses are known when `build` returns. A
-        // wildcard listener reports one address per interface: the first
-        // suffices here; the swarm actor records the others as they come.
+        // wildcard listener reports one address per interface: it is done
+        // once it reported one other hosts can reach, or, on a machine that
+        // has only loopback, shortly after its first (the swarm actor
+        // records any later ones).
         let listen_addrs = ListenAddresses::default();
         let deadline = tokio::time::Instant::now() + Self::LISTEN_TIMEOUT;
-        while !listeners.is_empty() {
-            let event = tokio::time::timeout_at(deadline, StreamExt::select_next_some(&mut swarm))
-                .await
-                .map_err(|_| StartError::ListenerFailed {
+        let mut settled: Option<tokio::time::Instant> = None;
+        loop {
+            if listeners.is_empty() {
+                break;
+            }
+            if settled.is_some_and(|at| tokio::time::Instant::now() >= at)
+                && listeners.keys().all(|id| listen_addrs.reported(*id))
+            {
+                break;
+            }
+            let now = tokio::time::Instant::now();
+            let wait = settled
+                .filter(|at| *at > now)
+                .map_or(deadline, |at| at.min(deadline));
+            let Ok(event) =
+                tokio::time::timeout_at(wait, StreamExt::select_next_some(&mut swarm)).await
+            else {
+                if settled.is_some() && tokio::time::Instant::now() < deadline {
+                    continue;
+                }
+                return Err(StartError::ListenerFailed {
                     address: listeners.values().next().expect("not empty").clone(),
                     reason: format!("no address reported within {:?}", Self::LISTEN_TIMEOUT),
-                })?;
+                });
+            };
             match event {
                 SwarmEvent::NewListenAddr {
                     listener_id,
                     address,
                 } => {
                     tracing::info!("listening on {address}/p2p/{peer_id}");
-                    listen_addrs.add(address);
-                    listeners.remove(&listener_id);
+                    let reachable = !is_local(&address);
+                    listen_addrs.add_reported(listener_id, address);
+                    let wildcard = listeners.get(&listener_id).is_some_and(is_unspecified);
+                    if reachable || !wildcard {
+                        listeners.remove(&listener_id);
+                    } else {
+                        settled.get_or_insert(tokio::time::Instant::now() + Self::SETTLE);
+                    }
                 }
                 SwarmEvent::ListenerError { listener_id, error }
                     if listeners.contains_key(&listener_id) =>
@@ -446,4 +478,14 @@ impl Drop for StopOnDrop {
             supervisor.stop(Some("the node's start was abandoned".into()));
         }
     }
+}
+
+/// Whether a listen address is a wildcard (`0.0.0.0`, `::`).
+fn is_unspecified(address: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    address.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
 }

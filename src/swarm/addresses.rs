@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use libp2p::{Multiaddr, multiaddr::Protocol};
+use libp2p::{Multiaddr, core::transport::ListenerId, multiaddr::Protocol};
 
 /// Listen addresses the node holds at most; more are not recorded.
 pub const MAX_LISTEN_ADDRESSES: usize = 64;
@@ -14,9 +14,26 @@ pub const MAX_LISTEN_ADDRESSES: usize = 64;
 /// The node's current listen addresses. Cloning it is cheap; every clone
 /// sees the same set.
 #[derive(Debug, Clone, Default)]
-pub struct ListenAddresses(Arc<RwLock<Vec<Multiaddr>>>);
+pub struct ListenAddresses(Arc<RwLock<Vec<Multiaddr>>>, Arc<RwLock<Vec<ListenerId>>>);
 
 impl ListenAddresses {
+    /// Records an address reported by `listener` while the node starts.
+    pub(crate) fn add_reported(&self, listener: ListenerId, address: Multiaddr) {
+        self.add(address);
+        let mut reported = self.1.write().expect("addresses lock poisoned");
+        if !reported.contains(&listener) {
+            reported.push(listener);
+        }
+    }
+
+    /// Whether `listener` reported an address while the node started.
+    pub(crate) fn reported(&self, listener: ListenerId) -> bool {
+        self.1
+            .read()
+            .expect("addresses lock poisoned")
+            .contains(&listener)
+    }
+
     /// Records a new listen address.
     pub(crate) fn add(&self, address: Multiaddr) {
         let mut addresses = self.0.write().expect("addresses lock poisoned");

@@ -67,12 +67,15 @@ impl Host {
     }
 }
 
-/// Hosts on one bridge.
+/// Hosts on one bridge, and hosts behind NAT routers on it.
 #[derive(Debug)]
 pub struct Bridge {
     switch: String,
+    prefix: String,
     /// The hosts, at 10.201.0.2, .3, …
     pub hosts: Vec<Host>,
+    /// NAT routers and the hosts behind them.
+    pub natted: Vec<(Host, Host)>,
 }
 
 /// Runs `ip args`, failing with its stderr.
@@ -99,7 +102,9 @@ pub fn bridge(hosts: usize) -> Option<Bridge> {
     let prefix = format!("sn{}-{bed}", std::process::id());
     let mut bridge = Bridge {
         switch: format!("{prefix}-sw"),
+        prefix: prefix.clone(),
         hosts: Vec::new(),
+        natted: Vec::new(),
     };
     match bridge.create(&prefix, hosts) {
         Ok(()) => Some(bridge),
@@ -147,9 +152,142 @@ impl Bridge {
     }
 }
 
+impl Bridge {
+    /// A host behind a NAT router of its own: the router is on the bridge
+    /// (at 10.201.0.100 + n), the host on a private link (10.201.(n + 1).2,
+    /// routed through 10.201.(n + 1).1). The router masquerades what the
+    /// host sends out (nftables) and forwards nothing that comes in unasked,
+    /// as a home router does. Returns the host; panics with one line if it
+    /// cannot be made.
+    pub fn behind_nat(&mut self) -> &Host {
+        let n = self.natted.len();
+        let router = Host {
+            ns: format!("{}-r{n}", self.prefix),
+            ip: format!("10.201.0.{}", 100 + n),
+        };
+        let host = Host {
+            ns: format!("{}-n{n}", self.prefix),
+            ip: format!("10.201.{}.2", n + 1),
+        };
+        let gateway = format!("10.201.{}.1", n + 1);
+        self.natted.push((router, host));
+        let (router, host) = self.natted.last().expect("pushed");
+        let sw = &self.switch;
+        let port = format!("r{n}");
+        let made = (|| -> Result<(), String> {
+            ip(&["netns", "add", &router.ns])?;
+            ip(&["netns", "add", &host.ns])?;
+            ip(&[
+                "-n", sw, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+                &router.ns,
+            ])?;
+            ip(&["-n", sw, "link", "set", &port, "master", "br0"])?;
+            ip(&["-n", sw, "link", "set", &port, "up"])?;
+            ip(&[
+                "-n",
+                &router.ns,
+                "addr",
+                "add",
+                &format!("{}/24", router.ip),
+                "dev",
+                "eth0",
+            ])?;
+            ip(&["-n", &router.ns, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &router.ns, "link", "set", "lo", "up"])?;
+            ip(&[
+                "-n", &router.ns, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0",
+                "netns", &host.ns,
+            ])?;
+            ip(&[
+                "-n",
+                &router.ns,
+                "addr",
+                "add",
+                &format!("{gateway}/24"),
+                "dev",
+                "lan0",
+            ])?;
+            ip(&["-n", &router.ns, "link", "set", "lan0", "up"])?;
+            ip(&[
+                "-n",
+                &host.ns,
+                "addr",
+                "add",
+                &format!("{}/24", host.ip),
+                "dev",
+                "eth0",
+            ])?;
+            ip(&["-n", &host.ns, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &host.ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", &host.ns, "route", "add", "default", "via", &gateway])?;
+            run_in(
+                &router.ns,
+                "sysctl",
+                &["-qw", "net.ipv4.ip_forward=1"],
+                None,
+            )?;
+            let rules = "table ip nat {\n\
+                  chain postrouting { type nat hook postrouting priority 100; oifname \"eth0\" masquerade; }\n\
+                }\n\
+                table ip filter {\n\
+                  chain forward { type filter hook forward priority 0; policy drop;\n\
+                    ct state established,related accept;\n\
+                    iifname \"lan0\" accept;\n\
+                  }\n\
+                }\n";
+            run_in(&router.ns, "nft", &["-f", "-"], Some(rules))
+        })();
+        if let Err(error) = made {
+            panic!(
+                "cannot create a NAT router for a simulated host (needs root, iproute2, nftables): {error}"
+            );
+        }
+        host
+    }
+}
+
+/// Runs `program args` in namespace `ns`, with `input` on its stdin.
+fn run_in(ns: &str, program: &str, args: &[&str], input: Option<&str>) -> Result<(), String> {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, program])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run `{program}`: {e}"))?;
+    if let Some(input) = input {
+        child
+            .stdin
+            .take()
+            .expect("stdin piped")
+            .write_all(input.as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
+    drop(child.stdin.take());
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program} {}` in {ns} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
 impl Drop for Bridge {
     fn drop(&mut self) {
-        for ns in self.hosts.iter().map(|h| &h.ns).chain([&self.switch]) {
+        let natted = self.natted.iter().flat_map(|(r, h)| [&r.ns, &h.ns]);
+        for ns in self
+            .hosts
+            .iter()
+            .map(|h| &h.ns)
+            .chain(natted)
+            .chain([&self.switch])
+        {
             // Whatever still runs in it goes first.
             if let Ok(pids) = Command::new("ip").args(["netns", "pids", ns]).output() {
                 for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
