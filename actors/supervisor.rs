@@ -114,6 +114,8 @@ pub struct NodeSupervisor {
     pub(crate) metrics: Metrics,
     /// Where the swarm publishes received GossipSub messages.
     pub(crate) gossip: GossipPort,
+    /// Relays to reserve a slot on.
+    pub(crate) relays: Vec<Multiaddr>,
     /// How long protocols let running handlers finish on shutdown.
     pub(crate) shutdown_grace: Duration,
     /// Written here, read by the node's handles.
@@ -174,6 +176,7 @@ impl Actor for NodeSupervisor {
             min_peers: self.min_peers,
             gossip: self.gossip.clone(),
             listen_addrs: self.listen_addrs.clone(),
+            relays: self.relays.clone(),
             metrics: self.metrics.clone(),
         };
         let (swarm, _) = Actor::spawn_linked(None, swarm_actor, swarm, myself.get_cell()).await?;

@@ -15,7 +15,10 @@ use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Durati
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use libp2p::{
-    Multiaddr, PeerId, Swarm, gossipsub, identify, kad,
+    Multiaddr, PeerId, Swarm,
+    core::transport::ListenerId,
+    gossipsub, identify, kad,
+    multiaddr::Protocol,
     swarm::{
         ConnectionId, DialError, SwarmEvent,
         dial_opts::{DialOpts, PeerCondition},
@@ -205,6 +208,8 @@ pub struct SwarmActor {
     pub(crate) gossip: GossipPort,
     /// The node's listen addresses, kept current here.
     pub(crate) listen_addrs: ListenAddresses,
+    /// Relays to hold a reservation on.
+    pub(crate) relays: Vec<Multiaddr>,
     /// The node's metrics.
     pub(crate) metrics: Metrics,
 }
@@ -242,6 +247,7 @@ impl Actor for SwarmActor {
             book: self.book.clone(),
             min_peers: self.min_peers,
             listen_addrs: self.listen_addrs.clone(),
+            relays: self.relays.iter().map(|r| (r.clone(), None)).collect(),
             local_connections: HashMap::new(),
             advertised: Vec::new(),
             metrics: self.metrics.clone(),
@@ -327,6 +333,9 @@ struct EventLoop {
     book: AddressBook,
     min_peers: usize,
     listen_addrs: ListenAddresses,
+    /// Each relay, and the listener holding its reservation (`None`: to be
+    /// made, at the next upkeep).
+    relays: Vec<(Multiaddr, Option<ListenerId>)>,
     /// Whether each connection is over a loopback or link-local address:
     /// only such a peer may give us, or get from us, such addresses.
     local_connections: HashMap<ConnectionId, (PeerId, bool)>,
@@ -345,6 +354,7 @@ struct EventLoop {
 impl EventLoop {
     async fn run(mut self) {
         self.advertise();
+        self.reserve();
         let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -355,7 +365,10 @@ impl EventLoop {
                 },
                 Some(verdict) = self.reported.recv() => self.on_verdict(verdict),
                 event = self.swarm.select_next_some() => self.on_event(event),
-                _ = maintenance.tick() => self.keep_connected(),
+                _ = maintenance.tick() => {
+                    self.keep_connected();
+                    self.reserve();
+                }
             }
         }
     }
@@ -575,6 +588,7 @@ impl EventLoop {
                 self.listen_addrs.add(address);
                 self.advertise();
             }
+            SwarmEvent::ListenerClosed { listener_id, .. } => self.listener_closed(listener_id),
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 tracing::info!("no longer listening on {address}");
                 self.listen_addrs.remove(&address);
@@ -685,6 +699,34 @@ impl EventLoop {
         });
     }
 
+    /// Listens through each relay without a reservation (the relay client
+    /// dials the relay and reserves a slot; it renews the reservation while
+    /// the listener lives). A relay that fails is tried again at the next
+    /// upkeep.
+    fn reserve(&mut self) {
+        if self.closing.is_some() {
+            return;
+        }
+        for (relay, listener) in self.relays.iter_mut().filter(|(_, l)| l.is_none()) {
+            let circuit = relay.clone().with(Protocol::P2pCircuit);
+            match self.swarm.listen_on(circuit.clone()) {
+                Ok(id) => *listener = Some(id),
+                Err(error) => tracing::warn!("cannot listen through relay {relay}: {error}"),
+            }
+        }
+    }
+
+    /// A listener closed: if it held a relay reservation, make a new one
+    /// at the next upkeep.
+    fn listener_closed(&mut self, id: ListenerId) {
+        for (relay, listener) in &mut self.relays {
+            if *listener == Some(id) {
+                tracing::info!("the reservation on relay {relay} ended; reserving again");
+                *listener = None;
+            }
+        }
+    }
+
     /// Makes what the node advertises (see `ListenAddresses::advertised`)
     /// its external addresses, which identify tells peers.
     fn advertise(&mut self) {
@@ -770,8 +812,9 @@ impl EventLoop {
 
 /// The transport of a connection, for metrics.
 fn transport(address: &Multiaddr) -> &'static str {
-    use libp2p::multiaddr::Protocol;
-    if address.iter().any(|p| matches!(p, Protocol::QuicV1)) {
+    if address.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+        "relay"
+    } else if address.iter().any(|p| matches!(p, Protocol::QuicV1)) {
         "quic"
     } else if address.iter().any(|p| matches!(p, Protocol::Tcp(_))) {
         "tcp"

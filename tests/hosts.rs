@@ -189,3 +189,75 @@ fn a_node_behind_nat_calls_out_but_cannot_be_called_directly() {
     drop((a, b));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_node_behind_nat_is_called_by_peer_id_through_a_relay() {
+    let Some(mut bed) = bridge(2) else { return };
+    let dir = temp_dir("relay");
+    let [(key_r, id_r), (key_b, id_b), (key_a, id_a)] = ["r", "b", "a"].map(|n| key(&dir, n));
+    let relay = format!("/ip4/{}/tcp/4001/p2p/{id_r}", bed.hosts[0].ip);
+    let common = [
+        "--listen",
+        "/ip4/0.0.0.0/tcp/4001",
+        "--heartbeat-interval",
+        "1",
+    ];
+    let mut r = bed.hosts[0].spawn(
+        BIN,
+        &[&["node", "--key", &key_r, "--relay-server"][..], &common].concat(),
+    );
+    first_address(&mut r.0);
+    let mut b = bed.hosts[1].spawn(
+        BIN,
+        &[
+            &["node", "--key", &key_b, "--bootstrap", &relay][..],
+            &common,
+        ]
+        .concat(),
+    );
+    first_address(&mut b.0);
+    let natted = bed.behind_nat();
+    let mut a = natted.spawn(
+        BIN,
+        &[
+            &[
+                "node",
+                "--key",
+                &key_a,
+                "--bootstrap",
+                &relay,
+                "--relay",
+                &relay,
+            ][..],
+            &common,
+        ]
+        .concat(),
+    );
+    let a_private = first_address(&mut a.0);
+
+    // A reserves a slot on R and advertises the circuit: B's book learns
+    // it from A's heartbeats.
+    let b_host = &bed.hosts[1];
+    poll(Duration::from_secs(60), || {
+        let book = peers(b_host, &id_b);
+        if book.contains(&id_a) && book.contains("/p2p-circuit") {
+            Ok(())
+        } else {
+            Err(book)
+        }
+    });
+
+    // B's side calls A by peer id: through the relay (or a connection
+    // hole punching made from it).
+    let b_local = format!("/ip4/{}/tcp/4001/p2p/{id_b}", b_host.ip);
+    let call = b_host.run(BIN, &["call", &id_a, "through", "--bootstrap", &b_local]);
+    assert!(call.status.success(), "{}", text(&call));
+    assert_eq!(String::from_utf8_lossy(&call.stdout).trim(), "THROUGH");
+
+    // And A calls B by peer id, out through its NAT.
+    let call = natted.run(BIN, &["call", &id_b, "out", "--bootstrap", &a_private]);
+    assert!(call.status.success(), "{}", text(&call));
+    assert_eq!(String::from_utf8_lossy(&call.stdout).trim(), "OUT");
+    drop((a, b, r));
+    let _ = std::fs::remove_dir_all(dir);
+}

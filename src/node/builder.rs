@@ -49,6 +49,8 @@ pub struct NodeBuilder {
     max_inbound_connections: u32,
     lazy_negotiation: bool,
     shutdown_grace: Duration,
+    relay_server: bool,
+    relays: Vec<Multiaddr>,
 }
 
 impl Default for NodeBuilder {
@@ -73,6 +75,8 @@ impl Default for NodeBuilder {
             max_inbound_connections: Self::DEFAULT_MAX_INBOUND_CONNECTIONS,
             lazy_negotiation: false,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
+            relay_server: false,
+            relays: Vec::new(),
         }
     }
 }
@@ -235,6 +239,24 @@ impl NodeBuilder {
         self
     }
 
+    /// Relays for other peers (off by default): a peer that cannot be
+    /// reached directly (behind NAT) may reserve a slot here and be called
+    /// through it. Limits: [`crate::swarm::relay_server_config`] (128
+    /// reservations, 64 circuits, each up to 10 min and 64 MiB).
+    pub fn relay_server(mut self, on: bool) -> Self {
+        self.relay_server = on;
+        self
+    }
+
+    /// Reserves a slot on the relay at `address` (ending in
+    /// `/p2p/<peer id>`) and advertises the circuit address through it
+    /// (`<address>/p2p-circuit/p2p/<own id>`), renewing the reservation;
+    /// for a node behind NAT. Repeatable.
+    pub fn relay(mut self, address: Multiaddr) -> Self {
+        self.relays.push(address);
+        self
+    }
+
     /// Sets how long [`Node::shutdown`] lets running handlers finish before
     /// resetting their streams.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
@@ -304,6 +326,7 @@ impl NodeBuilder {
             gossipsub_protocol: self.gossipsub_protocol.clone(),
             max_inbound_connections: self.max_inbound_connections,
             lazy_negotiation: self.lazy_negotiation,
+            relay_server: self.relay_server,
             topics: self
                 .heartbeat
                 .iter()
@@ -409,6 +432,7 @@ impl NodeBuilder {
             min_peers: self.min_peers,
             metrics: metrics.clone(),
             gossip: Arc::new(OutputPort::default()),
+            relays: self.relays,
             shutdown_grace: self.shutdown_grace,
             actors: actors.clone(),
         };

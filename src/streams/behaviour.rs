@@ -50,7 +50,10 @@ impl Behaviour {
             return Err(ConnectionDenied::new(NotMember(peer)));
         }
         let local = is_local(&remote);
-        let requests = self.shared.connections.insert(peer, id, local);
+        let relayed = remote
+            .iter()
+            .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2pCircuit));
+        let requests = self.shared.connections.insert(peer, id, local, relayed);
         Ok(Handler::new(self.shared.clone(), peer, remote, requests))
     }
 }

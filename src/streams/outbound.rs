@@ -164,6 +164,8 @@ struct Connection {
     outbound: Arc<Semaphore>,
     /// Over a loopback or link-local address.
     local: bool,
+    /// Through a relay.
+    relayed: bool,
 }
 
 /// The established connections, by peer: where callers' stream requests go.
@@ -172,18 +174,21 @@ pub(crate) struct Connections(DashMap<PeerId, HashMap<ConnectionId, Connection>>
 
 impl Connections {
     /// Registers a new connection (`local`: over a loopback or link-local
-    /// address); its handler polls the returned receiver.
+    /// address; `relayed`: through a relay); its handler polls the returned
+    /// receiver.
     pub(crate) fn insert(
         &self,
         peer: PeerId,
         id: ConnectionId,
         local: bool,
+        relayed: bool,
     ) -> mpsc::Receiver<OpenRequest> {
         let (requests, receiver) = mpsc::channel(OPEN_QUEUE);
         let connection = Connection {
             requests,
             outbound: Arc::new(Semaphore::new(MAX_OUTBOUND_STREAMS_PER_CONNECTION)),
             local,
+            relayed,
         };
         self.0.entry(peer).or_default().insert(id, connection);
         receiver
@@ -282,7 +287,12 @@ impl Connections {
         loop {
             let (id, mut sender, outbound) = {
                 let conns = self.0.get(&peer)?;
-                let (id, conn) = conns.iter().find(|(_, c)| !c.requests.is_closed())?;
+                // A direct connection first (one hole punching made, say),
+                // a relayed one if there is nothing else.
+                let (id, conn) = conns
+                    .iter()
+                    .filter(|(_, c)| !c.requests.is_closed())
+                    .min_by_key(|(_, c)| c.relayed)?;
                 (*id, conn.requests.clone(), conn.outbound.clone())
             };
             let Ok(permit) = outbound.acquire_owned().await else {

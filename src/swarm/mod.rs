@@ -16,10 +16,10 @@ use std::{sync::Arc, time::Duration};
 use libp2p::{
     StreamProtocol, Swarm, SwarmBuilder, connection_limits,
     core::upgrade,
-    gossipsub, identify,
+    dcutr, gossipsub, identify,
     identity::Keypair,
     kad::{self, store::MemoryStore},
-    ping,
+    ping, relay,
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
     tcp, yamux,
 };
@@ -56,6 +56,27 @@ pub(crate) struct Behaviour {
     pub(crate) ping: Woken<ping::Behaviour>,
     pub(crate) gossipsub: Woken<gossipsub::Behaviour>,
     pub(crate) kademlia: Woken<Toggle<kad::Behaviour<MemoryStore>>>,
+    /// Reservations on relays and relayed connections through them.
+    pub(crate) relay_client: relay::client::Behaviour,
+    /// Relaying for others, if the node is a relay server.
+    pub(crate) relay_server: Toggle<relay::Behaviour>,
+    /// Hole punching: upgrades a relayed connection to a direct one.
+    pub(crate) dcutr: dcutr::Behaviour,
+}
+
+/// A relay server's limits: circuits long and large enough for the
+/// framework's largest call (a 4 MiB request and a 4 MiB response), and a
+/// bounded number of reservations and circuits.
+pub fn relay_server_config() -> relay::Config {
+    relay::Config {
+        max_reservations: 128,
+        max_reservations_per_peer: 4,
+        max_circuits: 64,
+        max_circuits_per_peer: 8,
+        max_circuit_duration: Duration::from_secs(10 * 60),
+        max_circuit_bytes: 64 * 1024 * 1024,
+        ..relay::Config::default()
+    }
 }
 
 /// A node's swarm, built and with its listeners bound: the argument of the
@@ -92,6 +113,8 @@ pub(crate) struct SwarmOptions {
     pub(crate) max_inbound_connections: u32,
     /// Multistream-select V1-lazy for outbound streams.
     pub(crate) lazy_negotiation: bool,
+    /// Whether to relay for others.
+    pub(crate) relay_server: bool,
 }
 
 /// Builds a swarm: TCP + Noise + yamux and QUIC, with identify, ping,
@@ -128,7 +151,12 @@ pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartErro
         // registry entries alike.
         .with_dns()
         .map_err(|e| transport(&e))?
-        .with_behaviour(|key| {
+        .with_relay_client(
+            |key: &Keypair| NamedNoise::new(key, options.noise_names.clone()),
+            yamux::Config::default,
+        )
+        .map_err(|e| transport(&e))?
+        .with_behaviour(|key, relay_client| {
             let peer = key.public().to_peer_id();
             let kademlia = options.kademlia.then(|| {
                 let protocol = format!("/subnet/{}/kad/1.0.0", options.subnet_id);
@@ -164,6 +192,12 @@ pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartErro
                     gossip_config,
                 )?),
                 kademlia: Woken::new(kademlia.into()),
+                relay_client,
+                relay_server: options
+                    .relay_server
+                    .then(|| relay::Behaviour::new(peer, relay_server_config()))
+                    .into(),
+                dcutr: dcutr::Behaviour::new(peer),
             })
         })
         .map_err(|e| transport(&e))?

@@ -17,7 +17,7 @@ use super::KillOnDrop;
 static BEDS: AtomicUsize = AtomicUsize::new(0);
 
 /// A host: a network namespace with `eth0` at `ip` on the bridge.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Host {
     /// The namespace's name, for `ip netns exec`.
     pub ns: String,
@@ -159,7 +159,7 @@ impl Bridge {
     /// host sends out (nftables) and forwards nothing that comes in unasked,
     /// as a home router does. Returns the host; panics with one line if it
     /// cannot be made.
-    pub fn behind_nat(&mut self) -> &Host {
+    pub fn behind_nat(&mut self) -> Host {
         let n = self.natted.len();
         let router = Host {
             ns: format!("{}-r{n}", self.prefix),
@@ -242,7 +242,7 @@ impl Bridge {
                 "cannot create a NAT router for a simulated host (needs root, iproute2, nftables): {error}"
             );
         }
-        host
+        host.clone()
     }
 }
 

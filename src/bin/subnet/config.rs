@@ -28,6 +28,12 @@ pub(crate) struct NodeConfig {
     pub(crate) metrics: Option<SocketAddr>,
     /// Refuse connections from peers outside the registry.
     pub(crate) gating: Option<bool>,
+    /// Relay for other peers (those behind NAT).
+    pub(crate) relay_server: Option<bool>,
+    /// Relays to reserve a slot on and be called through: multiaddrs ending
+    /// in /p2p/<peer id>.
+    #[serde(default)]
+    pub(crate) relays: Vec<String>,
 }
 
 impl NodeConfig {

@@ -104,6 +104,13 @@ struct NodeArgs {
     /// Refuse connections from peers outside the registry.
     #[arg(long)]
     gating: bool,
+    /// Relay for other peers (those behind NAT).
+    #[arg(long)]
+    relay_server: bool,
+    /// A relay to reserve a slot on and be called through, for a node
+    /// behind NAT: a multiaddr ending in /p2p/<peer id> (repeatable).
+    #[arg(long)]
+    relay: Vec<String>,
 }
 
 /// How long `call` and `peers` wait for an answer.
@@ -282,6 +289,12 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         heartbeat_interval: args.heartbeat_interval.or(file.heartbeat_interval),
         metrics: args.metrics.or(file.metrics),
         gating: Some(args.gating || file.gating.unwrap_or(false)),
+        relay_server: Some(args.relay_server || file.relay_server.unwrap_or(false)),
+        relays: if args.relay.is_empty() {
+            file.relays
+        } else {
+            args.relay
+        },
     };
     let mut builder = Node::builder();
     if let Some(path) = &config.key {
@@ -320,6 +333,10 @@ async fn node(args: NodeArgs) -> Result<(), String> {
             return Err("gating needs a registry: give --registry".into());
         }
         builder = builder.gating(true);
+    }
+    builder = builder.relay_server(config.relay_server == Some(true));
+    for address in &config.relays {
+        builder = builder.relay(parse_multiaddr(address, "relay")?);
     }
     if let Some(address) = config.metrics {
         subnet::metrics::serve_prometheus(address)
