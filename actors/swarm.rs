@@ -188,6 +188,28 @@ pub enum SwarmMessage {
     },
 }
 
+/// First wait before trying a relay again after a failure: 1 s, doubling
+/// up to [`RELAY_RETRY_MAX`].
+const RELAY_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between two tries of a relay: 5 min.
+const RELAY_RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// A relay the node holds (or wants) a reservation on.
+#[derive(Debug)]
+struct Relay {
+    address: Multiaddr,
+    listener: Option<ListenerId>,
+    next: tokio::time::Instant,
+    backoff: Duration,
+}
+
+impl Relay {
+    fn failed(&mut self, now: tokio::time::Instant) {
+        self.next = now + self.backoff;
+        self.backoff = (self.backoff * 2).min(RELAY_RETRY_MAX);
+    }
+}
+
 /// Time a stopping swarm actor gives its connections to close gracefully.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -247,7 +269,16 @@ impl Actor for SwarmActor {
             book: self.book.clone(),
             min_peers: self.min_peers,
             listen_addrs: self.listen_addrs.clone(),
-            relays: self.relays.iter().map(|r| (r.clone(), None)).collect(),
+            relays: self
+                .relays
+                .iter()
+                .map(|address| Relay {
+                    address: address.clone(),
+                    listener: None,
+                    next: tokio::time::Instant::now(),
+                    backoff: RELAY_RETRY_MIN,
+                })
+                .collect(),
             local_connections: HashMap::new(),
             advertised: Vec::new(),
             metrics: self.metrics.clone(),
@@ -333,9 +364,9 @@ struct EventLoop {
     book: AddressBook,
     min_peers: usize,
     listen_addrs: ListenAddresses,
-    /// Each relay, and the listener holding its reservation (`None`: to be
-    /// made, at the next upkeep).
-    relays: Vec<(Multiaddr, Option<ListenerId>)>,
+    /// Each relay, the listener holding its reservation (`None`: to be
+    /// made), and when to try next and how long to wait after a failure.
+    relays: Vec<Relay>,
     /// Whether each connection is over a loopback or link-local address:
     /// only such a peer may give us, or get from us, such addresses.
     local_connections: HashMap<ConnectionId, (PeerId, bool)>,
@@ -582,13 +613,29 @@ impl EventLoop {
                     ..
                 },
             )) => self.on_lookup(id, result, step.last),
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
+                self.reserved(listener_id);
                 let peer = *self.swarm.local_peer_id();
                 tracing::info!("listening on {address}/p2p/{peer}");
                 self.listen_addrs.add(address);
                 self.advertise();
             }
-            SwarmEvent::ListenerClosed { listener_id, .. } => self.listener_closed(listener_id),
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                addresses,
+                reason,
+            } => {
+                // A closed listener's addresses go with it (libp2p reports
+                // them here, not as expired addresses).
+                for address in &addresses {
+                    self.listen_addrs.remove(address);
+                }
+                self.advertise();
+                self.listener_closed(listener_id, reason.err());
+            }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 tracing::info!("no longer listening on {address}");
                 self.listen_addrs.remove(&address);
@@ -683,7 +730,11 @@ impl EventLoop {
                 );
             return;
         };
-        let local = self.is_local_peer(&propagation_source);
+        // Loopback addresses in it are believed only over a loopback
+        // connection, and from its own sender unless this node is on one
+        // machine with all its peers (its mesh forwards their heartbeats).
+        let local = self.is_local_peer(&propagation_source)
+            && (message.source == Some(propagation_source) || self.one_machine());
         self.gossip.send(GossipMessage {
             topic: message.topic,
             local,
@@ -699,31 +750,52 @@ impl EventLoop {
         });
     }
 
-    /// Listens through each relay without a reservation (the relay client
-    /// dials the relay and reserves a slot; it renews the reservation while
-    /// the listener lives). A relay that fails is tried again at the next
-    /// upkeep.
+    /// Listens through each relay without a reservation whose retry time
+    /// has come (the relay client dials the relay and reserves a slot; it
+    /// renews the reservation while the listener lives).
     fn reserve(&mut self) {
         if self.closing.is_some() {
             return;
         }
-        for (relay, listener) in self.relays.iter_mut().filter(|(_, l)| l.is_none()) {
-            let circuit = relay.clone().with(Protocol::P2pCircuit);
-            match self.swarm.listen_on(circuit.clone()) {
-                Ok(id) => *listener = Some(id),
-                Err(error) => tracing::warn!("cannot listen through relay {relay}: {error}"),
+        let now = tokio::time::Instant::now();
+        for relay in self
+            .relays
+            .iter_mut()
+            .filter(|r| r.listener.is_none() && r.next <= now)
+        {
+            let circuit = relay.address.clone().with(Protocol::P2pCircuit);
+            match self.swarm.listen_on(circuit) {
+                Ok(id) => relay.listener = Some(id),
+                Err(error) => {
+                    tracing::warn!("cannot listen through relay {}: {error}", relay.address);
+                    relay.failed(now);
+                }
             }
         }
     }
 
-    /// A listener closed: if it held a relay reservation, make a new one
-    /// at the next upkeep.
-    fn listener_closed(&mut self, id: ListenerId) {
-        for (relay, listener) in &mut self.relays {
-            if *listener == Some(id) {
-                tracing::info!("the reservation on relay {relay} ended; reserving again");
-                *listener = None;
-            }
+    /// A listener closed: if it held (or was making) a relay reservation,
+    /// try again after a backoff that doubles with each failure.
+    fn listener_closed(&mut self, id: ListenerId, error: Option<std::io::Error>) {
+        let now = tokio::time::Instant::now();
+        for relay in self.relays.iter_mut().filter(|r| r.listener == Some(id)) {
+            relay.listener = None;
+            tracing::warn!(
+                "no reservation on relay {} ({}); trying again in {:?}",
+                relay.address,
+                error
+                    .as_ref()
+                    .map_or("it ended".to_owned(), ToString::to_string),
+                relay.backoff,
+            );
+            relay.failed(now);
+        }
+    }
+
+    /// A relay listener reported its circuit address: the reservation holds.
+    fn reserved(&mut self, id: ListenerId) {
+        for relay in self.relays.iter_mut().filter(|r| r.listener == Some(id)) {
+            relay.backoff = RELAY_RETRY_MIN;
         }
     }
 
@@ -738,6 +810,13 @@ impl EventLoop {
             self.swarm.add_external_address(address.clone());
         }
         self.advertised = wanted;
+    }
+
+    /// Whether this node is on one machine only: it listens, and only on
+    /// loopback or link-local addresses.
+    fn one_machine(&self) -> bool {
+        let advertised = self.listen_addrs.advertised();
+        !advertised.is_empty() && advertised.iter().all(is_local)
     }
 
     /// Whether the connection is over a loopback or link-local address.
@@ -777,7 +856,7 @@ impl EventLoop {
         };
         // Loopback or link-local addresses from the DHT are believed only
         // on a node that has nothing else (a subnet on one machine).
-        let one_machine = self.listen_addrs.advertised().iter().all(is_local);
+        let one_machine = self.one_machine();
         let found: Vec<Multiaddr> = peers
             .into_iter()
             .filter(|p| p.peer_id == target)

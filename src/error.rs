@@ -36,6 +36,12 @@ pub enum StartError {
         /// The address given.
         address: Multiaddr,
     },
+    /// A relay address does not end in `/p2p/<peer id>`.
+    #[error("relay address {address} has no /p2p/<peer id> part")]
+    Relay {
+        /// The address given.
+        address: Multiaddr,
+    },
     /// An actor of the node failed to start.
     #[error("an actor failed to start: {0}")]
     Spawn(#[from] ractor::SpawnErr),

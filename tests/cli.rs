@@ -217,6 +217,16 @@ fn user_errors_get_one_line_and_a_failure_code() {
         "not a multiaddr",
     );
     fails_with_one_line(&["call", "/ip4/127.0.0.1/tcp/1", "hi"], "/p2p/");
+    fails_with_one_line(
+        &[
+            "node",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--relay",
+            "/ip4/10.201.0.9/tcp/1",
+        ],
+        "relay address /ip4/10.201.0.9/tcp/1 has no /p2p/<peer id> part",
+    );
     let someone = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA";
     fails_with_one_line(&["call", someone, "hi"], "needs --bootstrap");
     fails_with_one_line(

@@ -257,6 +257,20 @@ impl NodeBuilder {
         self
     }
 
+    /// Checks that every relay address names its relay's peer id.
+    fn check_relays(&self) -> Result<(), StartError> {
+        match self
+            .relays
+            .iter()
+            .find(|a| !matches!(a.iter().last(), Some(libp2p::multiaddr::Protocol::P2p(_))))
+        {
+            Some(address) => Err(StartError::Relay {
+                address: address.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Sets how long [`Node::shutdown`] lets running handlers finish before
     /// resetting their streams.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
@@ -288,6 +302,7 @@ impl NodeBuilder {
     }
 
     async fn start(self, parent: Option<ActorCell>) -> Result<Node, StartError> {
+        self.check_relays()?;
         let keypair = self.keypair.unwrap_or_else(Keypair::generate_ed25519);
         let peer_id = keypair.public().to_peer_id();
         let bootstrap = self
@@ -371,8 +386,15 @@ impl NodeBuilder {
                 if settled.is_some() && tokio::time::Instant::now() < deadline {
                     continue;
                 }
+                if listeners.keys().all(|id| listen_addrs.reported(*id)) {
+                    break;
+                }
+                let (_, silent) = listeners
+                    .iter()
+                    .find(|(id, _)| !listen_addrs.reported(**id))
+                    .expect("one has not reported");
                 return Err(StartError::ListenerFailed {
-                    address: listeners.values().next().expect("not empty").clone(),
+                    address: silent.clone(),
                     reason: format!("no address reported within {:?}", Self::LISTEN_TIMEOUT),
                 });
             };
@@ -415,6 +437,11 @@ impl NodeBuilder {
                             Err(error) => error.to_string(),
                         },
                     });
+                }
+                SwarmEvent::ListenerClosed { addresses, .. } => {
+                    for address in &addresses {
+                        listen_addrs.remove(address);
+                    }
                 }
                 _ => {}
             }

@@ -348,10 +348,17 @@ async fn node(args: NodeArgs) -> Result<(), String> {
     // not up yet. Any other node needs at least one of them.
     let own = |address: &Multiaddr| address.iter().any(|p| p == Protocol::P2p(node.peer_id()));
     let bootnode = bootstrap.iter().any(own);
+    let others: Vec<&Multiaddr> = bootstrap.iter().filter(|a| !own(a)).collect();
+    let outcomes = futures::future::join_all(
+        others
+            .iter()
+            .map(|address| node.connect((*address).clone(), CLIENT_TIMEOUT)),
+    )
+    .await;
     let mut failures = Vec::new();
     let mut reached = false;
-    for address in bootstrap.iter().filter(|a| !own(a)) {
-        match node.connect(address.clone(), CLIENT_TIMEOUT).await {
+    for (address, outcome) in others.iter().zip(outcomes) {
+        match outcome {
             Ok(()) => reached = true,
             Err(e) => failures.push(format!("cannot reach bootstrap peer {address}: {e}")),
         }
