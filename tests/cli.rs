@@ -13,13 +13,6 @@ use common::{KillOnDrop, free_port, spawn_listening};
 
 const BIN: &str = env!("CARGO_BIN_EXE_subnet");
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("subnet-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn subnet(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
@@ -84,7 +77,7 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
 
 #[test]
 fn keygen_two_nodes_call_peers_and_sigterm() {
-    let dir = temp_dir("flow");
+    let dir = common::temp_dir("cli-flow");
     let (key_a, id_a) = keygen(&dir, "a.key");
     let (key_b, id_b) = keygen(&dir, "b.key");
     let a = NodeProcess::start(&[
@@ -165,7 +158,7 @@ fn a_key_file_maps_to_its_known_peer_id() {
 
     let mut file = vec![0x08, 0x01, 0x12, 0x20];
     file.extend(hex(SEED));
-    let dir = temp_dir("vector");
+    let dir = common::temp_dir("cli-vector");
     let path = dir.join("python.key");
     std::fs::write(&path, &file).unwrap();
     let keypair = subnet::keys::read(&path).unwrap();
@@ -191,7 +184,7 @@ fn fails_with_one_line(args: &[&str], expected: &str) {
 
 #[test]
 fn user_errors_get_one_line_and_a_failure_code() {
-    let dir = temp_dir("errors");
+    let dir = common::temp_dir("cli-errors");
     let short = dir.join("short.key");
     std::fs::write(&short, [0x08, 0x01, 0x12, 0x20, 1, 2, 3]).unwrap();
     fails_with_one_line(&["node", "--key", short.to_str().unwrap()], "is 7 bytes");

@@ -4,18 +4,11 @@
 
 mod common;
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use common::netns::{Host, bridge, first_address};
 
 const BIN: &str = env!("CARGO_BIN_EXE_subnet");
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("subnet-hosts-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Writes a key and returns its file and peer id.
 fn key(dir: &std::path::Path, name: &str) -> (String, String) {
@@ -63,7 +56,7 @@ fn peers(host: &Host, id: &str) -> String {
 #[test]
 fn nodes_on_three_hosts_find_and_call_each_other_by_peer_id() {
     let Some(bed) = bridge(3) else { return };
-    let dir = temp_dir("three");
+    let dir = common::temp_dir("hosts-three");
     let keys: Vec<(String, String)> = ["a", "b", "c"].iter().map(|n| key(&dir, n)).collect();
     let ids: Vec<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
     // The others bootstrap to the first by name, as a docker-compose
@@ -152,7 +145,7 @@ fn nodes_on_three_hosts_find_and_call_each_other_by_peer_id() {
 #[test]
 fn a_node_behind_nat_calls_out_but_cannot_be_called_directly() {
     let Some(mut bed) = bridge(1) else { return };
-    let dir = temp_dir("nat");
+    let dir = common::temp_dir("hosts-nat");
     let (key_b, id_b) = key(&dir, "b");
     let (key_a, _) = key(&dir, "a");
     let mut b = bed.hosts[0].spawn(
@@ -193,7 +186,7 @@ fn a_node_behind_nat_calls_out_but_cannot_be_called_directly() {
 #[test]
 fn a_node_behind_nat_is_called_by_peer_id_through_a_relay() {
     let Some(mut bed) = bridge(2) else { return };
-    let dir = temp_dir("relay");
+    let dir = common::temp_dir("hosts-relay");
     let [(key_r, id_r), (key_b, id_b), (key_a, id_a)] = ["r", "b", "a"].map(|n| key(&dir, n));
     let relay = format!("/ip4/{}/tcp/4001/p2p/{id_r}", bed.hosts[0].ip);
     let common = [
