@@ -802,7 +802,14 @@ impl EventLoop {
     /// Makes what the node advertises (see `ListenAddresses::advertised`)
     /// its external addresses, which identify tells peers.
     fn advertise(&mut self) {
-        let wanted = self.listen_addrs.advertised();
+        // The operator's external addresses are advertised even on a node
+        // that otherwise has only loopback ones.
+        let mut wanted = self.listen_addrs.advertised();
+        for external in self.listen_addrs.external() {
+            if !wanted.contains(external) {
+                wanted.insert(0, external.clone());
+            }
+        }
         for stale in self.advertised.iter().filter(|a| !wanted.contains(a)) {
             self.swarm.remove_external_address(stale);
         }

@@ -254,3 +254,53 @@ fn a_node_behind_nat_is_called_by_peer_id_through_a_relay() {
     drop((a, b, r));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn an_external_address_is_advertised_first() {
+    let Some(bed) = bridge(2) else { return };
+    let dir = common::temp_dir("hosts-external");
+    let [(key_a, id_a), (key_b, id_b)] = ["a", "b"].map(|n| key(&dir, n));
+    // As if a router in front of A forwarded 10.201.0.200:4001 to it.
+    let external = "/ip4/10.201.0.200/tcp/4001";
+    let mut a = bed.hosts[0].spawn(
+        BIN,
+        &[
+            "node",
+            "--key",
+            &key_a,
+            "--listen",
+            "/ip4/0.0.0.0/tcp/4001",
+            "--external-address",
+            external,
+            "--heartbeat-interval",
+            "1",
+        ],
+    );
+    assert_eq!(first_address(&mut a.0), format!("{external}/p2p/{id_a}"));
+    let a_address = format!("/ip4/{}/tcp/4001/p2p/{id_a}", bed.hosts[0].ip);
+    let mut b = bed.hosts[1].spawn(
+        BIN,
+        &[
+            "node",
+            "--key",
+            &key_b,
+            "--listen",
+            "/ip4/0.0.0.0/tcp/4001",
+            "--bootstrap",
+            &a_address,
+            "--heartbeat-interval",
+            "1",
+        ],
+    );
+    first_address(&mut b.0);
+    poll(Duration::from_secs(30), || {
+        let book = peers(&bed.hosts[1], &id_b);
+        if book.contains(external) {
+            Ok(())
+        } else {
+            Err(book)
+        }
+    });
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -51,6 +51,7 @@ pub struct NodeBuilder {
     shutdown_grace: Duration,
     relay_server: bool,
     relays: Vec<Multiaddr>,
+    external: Vec<Multiaddr>,
 }
 
 impl Default for NodeBuilder {
@@ -77,6 +78,7 @@ impl Default for NodeBuilder {
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
             relay_server: false,
             relays: Vec::new(),
+            external: Vec::new(),
         }
     }
 }
@@ -257,6 +259,15 @@ impl NodeBuilder {
         self
     }
 
+    /// Adds an address other hosts reach this node at that its listeners
+    /// cannot know: a public IP in front of it, a forwarded port, a DNS
+    /// name. It is advertised first (heartbeats, identify,
+    /// [`Node::addresses`]). Repeatable.
+    pub fn external_address(mut self, address: Multiaddr) -> Self {
+        self.external.push(address);
+        self
+    }
+
     /// Checks that every relay address names its relay's peer id.
     fn check_relays(&self) -> Result<(), StartError> {
         match self
@@ -364,7 +375,7 @@ impl NodeBuilder {
         // once it reported one other hosts can reach, or, on a machine that
         // has only loopback, shortly after its first (the swarm actor
         // records any later ones).
-        let listen_addrs = ListenAddresses::default();
+        let listen_addrs = ListenAddresses::with_external(self.external.clone());
         let deadline = tokio::time::Instant::now() + Self::LISTEN_TIMEOUT;
         let mut settled: Option<tokio::time::Instant> = None;
         loop {

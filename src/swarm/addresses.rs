@@ -12,15 +12,33 @@ use libp2p::{Multiaddr, core::transport::ListenerId, multiaddr::Protocol};
 pub const MAX_LISTEN_ADDRESSES: usize = 64;
 
 /// The node's current listen addresses. Cloning it is cheap; every clone
-/// sees the same set.
+/// sees the same set. It also holds the external addresses an operator
+/// set (a public IP, a forwarded port), which come first.
 #[derive(Debug, Clone, Default)]
-pub struct ListenAddresses(Arc<RwLock<Vec<Multiaddr>>>, Arc<RwLock<Vec<ListenerId>>>);
+pub struct ListenAddresses {
+    listen: Arc<RwLock<Vec<Multiaddr>>>,
+    reported: Arc<RwLock<Vec<ListenerId>>>,
+    external: Arc<[Multiaddr]>,
+}
 
 impl ListenAddresses {
+    /// An empty set, with the operator's `external` addresses.
+    pub(crate) fn with_external(external: Vec<Multiaddr>) -> Self {
+        Self {
+            external: external.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The external addresses the operator set.
+    pub fn external(&self) -> &[Multiaddr] {
+        &self.external
+    }
+
     /// Records an address reported by `listener` while the node starts.
     pub(crate) fn add_reported(&self, listener: ListenerId, address: Multiaddr) {
         self.add(address);
-        let mut reported = self.1.write().expect("addresses lock poisoned");
+        let mut reported = self.reported.write().expect("addresses lock poisoned");
         if !reported.contains(&listener) {
             reported.push(listener);
         }
@@ -28,7 +46,7 @@ impl ListenAddresses {
 
     /// Whether `listener` reported an address while the node started.
     pub(crate) fn reported(&self, listener: ListenerId) -> bool {
-        self.1
+        self.reported
             .read()
             .expect("addresses lock poisoned")
             .contains(&listener)
@@ -36,7 +54,7 @@ impl ListenAddresses {
 
     /// Records a new listen address.
     pub(crate) fn add(&self, address: Multiaddr) {
-        let mut addresses = self.0.write().expect("addresses lock poisoned");
+        let mut addresses = self.listen.write().expect("addresses lock poisoned");
         if !addresses.contains(&address) && addresses.len() < MAX_LISTEN_ADDRESSES {
             addresses.push(address);
         }
@@ -44,23 +62,26 @@ impl ListenAddresses {
 
     /// Forgets an expired listen address.
     pub(crate) fn remove(&self, address: &Multiaddr) {
-        self.0
+        self.listen
             .write()
             .expect("addresses lock poisoned")
             .retain(|a| a != address);
     }
 
-    /// Every listen address, those other hosts can reach first (see
-    /// [`is_local`]), in the order the listeners reported them.
+    /// The external addresses, then every listen address, those other
+    /// hosts can reach first (see [`is_local`]), in the order the
+    /// listeners reported them.
     pub fn all(&self) -> Vec<Multiaddr> {
-        let mut addresses = self.0.read().expect("addresses lock poisoned").clone();
-        addresses.sort_by_key(is_local);
-        addresses
+        let mut listen = self.listen.read().expect("addresses lock poisoned").clone();
+        listen.sort_by_key(is_local);
+        let mut all = self.external.to_vec();
+        all.extend(listen.into_iter().filter(|a| !self.external.contains(a)));
+        all
     }
 
-    /// What the node tells other hosts: its addresses that are not
-    /// loopback or link-local, or, on a node that has only those (a subnet
-    /// on one machine), those.
+    /// What the node tells other hosts: its external addresses, then its
+    /// addresses that are not loopback or link-local, or, on a node that
+    /// has only those (a subnet on one machine), those.
     pub fn advertised(&self) -> Vec<Multiaddr> {
         let all = self.all();
         let reachable: Vec<Multiaddr> = all.iter().filter(|a| !is_local(a)).cloned().collect();
@@ -102,5 +123,12 @@ mod tests {
         assert_eq!(addresses.advertised(), vec![bridge.clone()]);
         addresses.remove(&bridge);
         assert_eq!(addresses.advertised().len(), 2);
+
+        let public: Multiaddr = "/ip4/10.201.0.200/tcp/4001".parse().unwrap();
+        let behind = ListenAddresses::with_external(vec![public.clone()]);
+        behind.add(lo.clone());
+        behind.add(bridge.clone());
+        assert_eq!(behind.advertised(), vec![public.clone(), bridge.clone()]);
+        assert_eq!(behind.all(), vec![public, bridge, lo]);
     }
 }

@@ -34,6 +34,10 @@ pub(crate) struct NodeConfig {
     /// in /p2p/<peer id>.
     #[serde(default)]
     pub(crate) relays: Vec<String>,
+    /// Addresses other hosts reach this node at that its listeners cannot
+    /// know (a public IP, a forwarded port).
+    #[serde(default)]
+    pub(crate) external_addresses: Vec<String>,
 }
 
 impl NodeConfig {

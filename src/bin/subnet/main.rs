@@ -111,6 +111,10 @@ struct NodeArgs {
     /// behind NAT: a multiaddr ending in /p2p/<peer id> (repeatable).
     #[arg(long)]
     relay: Vec<String>,
+    /// An address other hosts reach this node at that its listeners cannot
+    /// know: a public IP in front of it, a forwarded port (repeatable).
+    #[arg(long)]
+    external_address: Vec<String>,
 }
 
 /// How long `call` and `peers` wait for an answer.
@@ -295,6 +299,11 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         } else {
             args.relay
         },
+        external_addresses: if args.external_address.is_empty() {
+            file.external_addresses
+        } else {
+            args.external_address
+        },
     };
     let mut builder = Node::builder();
     if let Some(path) = &config.key {
@@ -337,6 +346,9 @@ async fn node(args: NodeArgs) -> Result<(), String> {
     builder = builder.relay_server(config.relay_server == Some(true));
     for address in &config.relays {
         builder = builder.relay(parse_multiaddr(address, "relay")?);
+    }
+    for address in &config.external_addresses {
+        builder = builder.external_address(parse_multiaddr(address, "external address")?);
     }
     if let Some(address) = config.metrics {
         subnet::metrics::serve_prometheus(address)
