@@ -122,6 +122,7 @@ impl<P: Protocol> RequestActor<P> {
             peer,
             protocol: inbound.protocol.clone(),
             remote_addr: Some(inbound.remote_addr.clone()),
+            relayed: inbound.relayed,
         };
         let response =
             tokio::time::timeout(config.handler_deadline(), self.handler.handle(ctx, request))

@@ -35,4 +35,7 @@ pub struct RequestContext {
     pub protocol: StreamProtocol,
     /// The remote address of the connection, where known.
     pub remote_addr: Option<Multiaddr>,
+    /// Whether the request came through a relay (the caller is behind NAT,
+    /// or this node is, and no direct connection was made).
+    pub relayed: bool,
 }

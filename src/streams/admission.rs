@@ -35,6 +35,8 @@ pub struct InboundStream {
     pub peer: PeerId,
     /// The remote address of the connection.
     pub remote_addr: Multiaddr,
+    /// Whether the connection runs through a relay.
+    pub relayed: bool,
     /// Released when the request ends.
     pub permit: OwnedSemaphorePermit,
 }
@@ -136,6 +138,7 @@ impl Routes {
         protocol: StreamProtocol,
         peer: PeerId,
         remote: &Multiaddr,
+        relayed: bool,
     ) {
         let Some(route) = self.routes.get(&protocol) else {
             // Unregistered between negotiation and now: dropping resets it.
@@ -156,6 +159,7 @@ impl Routes {
             protocol: protocol.clone(),
             peer,
             remote_addr: remote.clone(),
+            relayed,
             permit,
         };
         if route.sink.deliver(inbound).is_err() {

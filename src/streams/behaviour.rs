@@ -39,22 +39,28 @@ impl Behaviour {
         Self { shared, gate }
     }
 
+    /// `relayed`: the connection runs through a relay (its local address,
+    /// inbound, or its remote address, outbound, is a circuit).
     fn handler(
         &self,
         id: ConnectionId,
         peer: PeerId,
         remote: Multiaddr,
+        relayed: bool,
     ) -> Result<Handler, ConnectionDenied> {
         if !self.gate.admits(&peer) {
             tracing::debug!(%peer, "connection refused: not a member");
             return Err(ConnectionDenied::new(NotMember(peer)));
         }
         let local = is_local(&remote);
-        let relayed = remote
-            .iter()
-            .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2pCircuit));
         let requests = self.shared.connections.insert(peer, id, local, relayed);
-        Ok(Handler::new(self.shared.clone(), peer, remote, requests))
+        Ok(Handler::new(
+            self.shared.clone(),
+            peer,
+            remote,
+            relayed,
+            requests,
+        ))
     }
 }
 
@@ -66,10 +72,10 @@ impl NetworkBehaviour for Behaviour {
         &mut self,
         id: ConnectionId,
         peer: PeerId,
-        _local_addr: &Multiaddr,
+        local_addr: &Multiaddr,
         remote_addr: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.handler(id, peer, remote_addr.clone())
+        self.handler(id, peer, remote_addr.clone(), is_circuit(local_addr))
     }
 
     fn handle_established_outbound_connection(
@@ -80,7 +86,7 @@ impl NetworkBehaviour for Behaviour {
         _role_override: Endpoint,
         _port_use: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.handler(id, peer, addr.clone())
+        self.handler(id, peer, addr.clone(), is_circuit(addr))
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
@@ -103,4 +109,11 @@ impl NetworkBehaviour for Behaviour {
     fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
         Poll::Pending
     }
+}
+
+/// Whether `address` runs through a relay.
+fn is_circuit(address: &Multiaddr) -> bool {
+    address
+        .iter()
+        .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2pCircuit))
 }

@@ -39,6 +39,8 @@ pub(crate) struct Handler {
     shared: Arc<Shared>,
     peer: PeerId,
     remote: Multiaddr,
+    /// Through a relay.
+    relayed: bool,
     requests: mpsc::Receiver<OpenRequest>,
     /// Exchanges under way; at most `MAX_OUTBOUND_STREAMS_PER_CONNECTION`,
     /// as each holds a stream permit of its caller.
@@ -82,12 +84,14 @@ impl Handler {
         shared: Arc<Shared>,
         peer: PeerId,
         remote: Multiaddr,
+        relayed: bool,
         requests: mpsc::Receiver<OpenRequest>,
     ) -> Self {
         Self {
             shared,
             peer,
             remote,
+            relayed,
             requests,
             exchanges: FuturesUnordered::new(),
             closed: Arc::new(AtomicBool::new(false)),
@@ -134,10 +138,11 @@ impl ConnectionHandler for Handler {
             ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
                 protocol: (stream, protocol),
                 ..
-            }) => self
-                .shared
-                .routes
-                .deliver(stream, protocol, self.peer, &self.remote),
+            }) => {
+                self.shared
+                    .routes
+                    .deliver(stream, protocol, self.peer, &self.remote, self.relayed)
+            }
             ConnectionEvent::FullyNegotiatedOutbound(negotiated) => match negotiated.info {
                 Outbound::Stream(reply) => {
                     let _ = reply.send(Ok(negotiated.protocol));

@@ -1,0 +1,79 @@
+//! A call through a relay, in one process over loopback: the handler is
+//! told that the request came relayed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::eventually;
+use subnet::{
+    Config, HandlerError, Multiaddr, Node, Protocol, RequestContext,
+    task::{TaskRequest, TaskResponse},
+};
+
+/// Answers "relayed" or "direct", as its context says.
+struct Path;
+
+impl Protocol for Path {
+    const ID: &'static str = "/subnet/task_protocol/1.0.0";
+    type Request = TaskRequest;
+    type Response = TaskResponse;
+
+    async fn handle(
+        &self,
+        ctx: RequestContext,
+        _request: TaskRequest,
+    ) -> Result<TaskResponse, HandlerError> {
+        let path = if ctx.relayed { "relayed" } else { "direct" };
+        Ok(TaskResponse {
+            accepted: true,
+            result: path.as_bytes().to_vec().into(),
+            error: String::new(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_call_through_a_relay_is_relayed_in_the_handlers_context() {
+    let loopback: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
+    let relay = Node::builder()
+        .listen(loopback)
+        .relay_server(true)
+        .build()
+        .await
+        .unwrap();
+    let relay_address = relay.addresses()[0].clone();
+    // The server listens only through the relay: hole punching has no
+    // direct address to reach it at, so the call stays relayed.
+    let server = Node::builder()
+        .relay(relay_address.clone())
+        .build()
+        .await
+        .unwrap();
+    server.register(Path).await.unwrap();
+    // The reservation holds once the circuit address is among the server's.
+    eventually(Duration::from_secs(20), || {
+        let server = server.clone();
+        async move {
+            server
+                .addresses()
+                .iter()
+                .any(|a| a.to_string().contains("/p2p-circuit"))
+        }
+    })
+    .await;
+    let circuit: Multiaddr = format!("{relay_address}/p2p-circuit/p2p/{}", server.peer_id())
+        .parse()
+        .unwrap();
+    let caller = Node::builder().build().await.unwrap();
+    let client = caller
+        .client::<Path>()
+        .with_config(Config::default().with_call_timeout(Duration::from_secs(10)));
+    let response = client.call(circuit, TaskRequest::default()).await.unwrap();
+    assert_eq!(&response.result[..], b"relayed");
+
+    // A server called at its own address says so.
+    let (_direct, address) = common::server(Path).await;
+    let response = client.call(&address, TaskRequest::default()).await.unwrap();
+    assert_eq!(&response.result[..], b"direct");
+}
