@@ -304,3 +304,105 @@ fn an_external_address_is_advertised_first() {
     drop((a, b));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Starts a node on each host, all bootstrapped to the first (by name),
+/// with `extra` flags; returns them and their peer ids.
+fn start_on(
+    bed: &common::netns::Bridge,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (Vec<common::KillOnDrop>, Vec<String>) {
+    let keys: Vec<(String, String)> = (0..bed.hosts.len())
+        .map(|i| key(dir, &format!("k{i}")))
+        .collect();
+    let first = format!("/ip4/{}/tcp/4001/p2p/{}", bed.hosts[0].ip, keys[0].1);
+    let nodes = bed
+        .hosts
+        .iter()
+        .zip(&keys)
+        .map(|(host, (key, _))| {
+            let mut args = vec![
+                "node",
+                "--key",
+                key,
+                "--listen",
+                "/ip4/0.0.0.0/tcp/4001",
+                "--bootstrap",
+                &first,
+                "--heartbeat-interval",
+                "1",
+            ];
+            args.extend(extra);
+            let mut node = host.spawn(BIN, &args);
+            first_address(&mut node.0);
+            node
+        })
+        .collect();
+    (nodes, keys.into_iter().map(|(_, id)| id).collect())
+}
+
+/// From host `i`, a short-lived node bootstrapped to `via` calls node `j`
+/// by peer id.
+fn call_by_peer_id(bed: &common::netns::Bridge, ids: &[String], i: usize, via: usize, j: usize) {
+    let bootstrap = format!("/ip4/{}/tcp/4001/p2p/{}", bed.hosts[via].ip, ids[via]);
+    let payload = format!("from-{i}-to-{j}");
+    let call = bed.hosts[i].run(BIN, &["call", &ids[j], &payload, "--bootstrap", &bootstrap]);
+    assert!(call.status.success(), "{}", text(&call));
+    assert_eq!(
+        String::from_utf8_lossy(&call.stdout).trim(),
+        payload.to_uppercase()
+    );
+}
+
+#[test]
+fn heartbeats_alone_spread_bridge_addresses() {
+    let Some(bed) = bridge(3) else { return };
+    let dir = common::temp_dir("hosts-heartbeat-only");
+    let (_nodes, ids) = start_on(&bed, &dir, &["--no-kademlia", "--no-peer-exchange"]);
+    // Hosts 1 and 2 never dialed each other: only a heartbeat can tell
+    // one where the other lives.
+    for (i, j) in [(1, 2), (2, 1)] {
+        poll(Duration::from_secs(60), || {
+            let book = peers(&bed.hosts[i], &ids[i]);
+            assert!(!book.contains("/ip4/127."), "{book}");
+            let found = book.contains(&ids[j])
+                && book.contains(&format!("/ip4/{}/tcp/4001", bed.hosts[j].ip));
+            if found { Ok(()) } else { Err(book) }
+        });
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn kademlia_alone_finds_a_peer_on_another_host() {
+    let Some(bed) = bridge(3) else { return };
+    let dir = common::temp_dir("hosts-kademlia-only");
+    let (_nodes, ids) = start_on(&bed, &dir, &["--no-heartbeat", "--no-peer-exchange"]);
+    // No heartbeat, and no peer exchange served: the caller's lookup falls
+    // through to the DHT, bootstrapped at its own host's node.
+    for (i, j) in [(1, 2), (2, 1), (1, 0)] {
+        call_by_peer_id(&bed, &ids, i, i, j);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn peer_exchange_alone_finds_a_peer_on_another_host() {
+    let Some(bed) = bridge(3) else { return };
+    let dir = common::temp_dir("hosts-peer-exchange-only");
+    let (_nodes, ids) = start_on(&bed, &dir, &["--no-heartbeat", "--no-kademlia"]);
+    // The first node knows the others (they dialed it): asked by a caller
+    // on host 1, it tells where host 2's node lives, and vice versa.
+    poll(Duration::from_secs(30), || {
+        let book = peers(&bed.hosts[0], &ids[0]);
+        if book.contains(&ids[1]) && book.contains(&ids[2]) {
+            Ok(())
+        } else {
+            Err(book)
+        }
+    });
+    for (i, j) in [(1, 2), (2, 1)] {
+        call_by_peer_id(&bed, &ids, i, 0, j);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

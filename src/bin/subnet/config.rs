@@ -38,6 +38,12 @@ pub(crate) struct NodeConfig {
     /// know (a public IP, a forwarded port).
     #[serde(default)]
     pub(crate) external_addresses: Vec<String>,
+    /// Publish and read signed heartbeats (default true).
+    pub(crate) heartbeat: Option<bool>,
+    /// Serve and use peer exchange (default true).
+    pub(crate) peer_exchange: Option<bool>,
+    /// Run Kademlia (default true).
+    pub(crate) kademlia: Option<bool>,
 }
 
 impl NodeConfig {

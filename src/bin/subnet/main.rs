@@ -58,6 +58,9 @@ enum Command {
         /// multiaddr ending in /p2p/<peer id> (repeatable).
         #[arg(long)]
         bootstrap: Vec<String>,
+        /// The subnet's id, for its DHT (as `subnet node`'s; default 1).
+        #[arg(long, default_value_t = 1)]
+        subnet_id: u64,
     },
     /// Show what a running node's address book holds.
     Peers {
@@ -115,6 +118,15 @@ struct NodeArgs {
     /// know: a public IP in front of it, a forwarded port (repeatable).
     #[arg(long)]
     external_address: Vec<String>,
+    /// Neither publish nor read heartbeats.
+    #[arg(long)]
+    no_heartbeat: bool,
+    /// Neither serve nor use peer exchange.
+    #[arg(long)]
+    no_peer_exchange: bool,
+    /// Run no Kademlia.
+    #[arg(long)]
+    no_kademlia: bool,
 }
 
 /// How long `call` and `peers` wait for an answer.
@@ -175,12 +187,13 @@ async fn run(command: Command) -> Result<(), String> {
             destination,
             payload,
             bootstrap,
+            subnet_id,
         } => {
             let destination = destination.ok_or(
                 "missing destination: give the node's multiaddr ending in /p2p/<peer id>, or its peer id",
             )?;
             let payload = payload.ok_or("missing payload: give the text to send")?;
-            let mut builder = Node::builder();
+            let mut builder = Node::builder().subnet(subnet_id);
             let mut bootstrap_addresses = Vec::new();
             for address in &bootstrap {
                 let address: Multiaddr = address
@@ -304,6 +317,9 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         } else {
             args.external_address
         },
+        heartbeat: Some(!args.no_heartbeat && file.heartbeat.unwrap_or(true)),
+        peer_exchange: Some(!args.no_peer_exchange && file.peer_exchange.unwrap_or(true)),
+        kademlia: Some(!args.no_kademlia && file.kademlia.unwrap_or(true)),
     };
     let mut builder = Node::builder();
     if let Some(path) = &config.key {
@@ -330,7 +346,14 @@ async fn node(args: NodeArgs) -> Result<(), String> {
     if let Some(interval) = config.heartbeat_interval()? {
         beat = beat.with_epoch(interval * 4, 4);
     }
-    builder = builder.heartbeat(beat);
+    if config.heartbeat != Some(false) {
+        builder = builder.heartbeat(beat);
+    } else {
+        builder = builder.subnet(subnet_id);
+    }
+    builder = builder
+        .peer_exchange(config.peer_exchange != Some(false))
+        .kademlia(config.kademlia != Some(false));
     if let Some(path) = &config.registry {
         if !path.exists() {
             return Err(format!("registry file {} does not exist", path.display()));
