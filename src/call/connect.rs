@@ -169,6 +169,27 @@ impl Connector {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<(), CallError> {
+        // A dial through a relay needs a connection to the relay. The relay
+        // client makes one itself, but its dial is dropped (the circuit dial
+        // fails, "canceled") when another dial to the relay is under way,
+        // say Kademlia's: connect to each relay first, as any peer.
+        for (relay, address) in addresses.iter().filter_map(relay_of) {
+            if relay != peer {
+                let _ = self
+                    .dial_once(relay, vec![address], deadline, timeout)
+                    .await;
+            }
+        }
+        self.dial_once(peer, addresses, deadline, timeout).await
+    }
+
+    async fn dial_once(
+        &self,
+        peer: PeerId,
+        addresses: Vec<Multiaddr>,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(), CallError> {
         let dial = async {
             ractor::call!(self.swarm, |reply: RpcReplyPort<_>| {
                 SwarmMessage::Dial {
@@ -188,4 +209,23 @@ impl Connector {
             .map_err(|_| CallError::NodeStopped)?
             .map_err(|source| CallError::DialFailed { peer, source })
     }
+}
+
+/// The relay of a circuit address (`<relay address>/p2p/<relay>/p2p-circuit/...`):
+/// its peer id and address.
+fn relay_of(address: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
+    use libp2p::multiaddr::Protocol;
+    let mut relay = Multiaddr::empty();
+    let mut relay_peer = None;
+    for protocol in address.iter() {
+        match protocol {
+            Protocol::P2pCircuit => return relay_peer.map(|peer| (peer, relay)),
+            Protocol::P2p(peer) => {
+                relay_peer = Some(peer);
+                relay.push(protocol);
+            }
+            other => relay.push(other),
+        }
+    }
+    None
 }
