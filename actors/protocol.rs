@@ -100,13 +100,8 @@ impl Drop for RouteGuard {
 struct Mailbox(ActorRef<ProtocolMessage>);
 
 impl InboundSink for Mailbox {
-    fn deliver(&self, inbound: InboundStream) -> Result<(), InboundStream> {
-        self.0
-            .cast(ProtocolMessage::Inbound(inbound))
-            .map_err(|error| match error {
-                ractor::MessagingErr::SendErr(ProtocolMessage::Inbound(inbound)) => inbound,
-                _ => unreachable!("a failed cast gives its message back"),
-            })
+    fn deliver(&self, inbound: InboundStream) -> bool {
+        self.0.cast(ProtocolMessage::Inbound(inbound)).is_ok()
     }
 }
 

@@ -59,7 +59,7 @@ use crate::{
         registry::Registry,
     },
     metrics::Metrics,
-    streams::gate::Gate,
+    streams::{gate::Gate, shared::Shared},
     swarm::{Built, addresses::ListenAddresses},
 };
 
@@ -116,6 +116,8 @@ pub struct NodeSupervisor {
     pub(crate) gossip: GossipPort,
     /// Relays to reserve a slot on.
     pub(crate) relays: Vec<Multiaddr>,
+    /// What the streams layer shares (its connections).
+    pub(crate) shared: Arc<Shared>,
     /// How long protocols let running handlers finish on shutdown.
     pub(crate) shutdown_grace: Duration,
     /// Written here, read by the node's handles.
@@ -176,6 +178,7 @@ impl Actor for NodeSupervisor {
             min_peers: self.min_peers,
             gossip: self.gossip.clone(),
             listen_addrs: self.listen_addrs.clone(),
+            shared: self.shared.clone(),
             relays: self.relays.clone(),
             metrics: self.metrics.clone(),
         };

@@ -20,7 +20,7 @@ use libp2p::{
     gossipsub, identify, kad,
     multiaddr::Protocol,
     swarm::{
-        ConnectionId, DialError, SwarmEvent,
+        DialError, SwarmEvent,
         dial_opts::{DialOpts, PeerCondition},
     },
 };
@@ -37,9 +37,10 @@ use crate::{
         heartbeat::Rejection,
     },
     metrics::Metrics,
+    streams::shared::Shared,
     swarm::{
         Behaviour, BehaviourEvent, Built,
-        addresses::{ListenAddresses, is_local},
+        addresses::{ListenAddresses, is_circuit, is_local},
     },
 };
 
@@ -230,6 +231,8 @@ pub struct SwarmActor {
     pub(crate) gossip: GossipPort,
     /// The node's listen addresses, kept current here.
     pub(crate) listen_addrs: ListenAddresses,
+    /// The connections, as the streams layer registered them.
+    pub(crate) shared: Arc<Shared>,
     /// Relays to hold a reservation on.
     pub(crate) relays: Vec<Multiaddr>,
     /// The node's metrics.
@@ -279,7 +282,7 @@ impl Actor for SwarmActor {
                     backoff: RELAY_RETRY_MIN,
                 })
                 .collect(),
-            local_connections: HashMap::new(),
+            shared: self.shared.clone(),
             advertised: Vec::new(),
             metrics: self.metrics.clone(),
             unsent: None,
@@ -367,9 +370,9 @@ struct EventLoop {
     /// Each relay, the listener holding its reservation (`None`: to be
     /// made), and when to try next and how long to wait after a failure.
     relays: Vec<Relay>,
-    /// Whether each connection is over a loopback or link-local address:
-    /// only such a peer may give us, or get from us, such addresses.
-    local_connections: HashMap<ConnectionId, (PeerId, bool)>,
+    /// The connections (which are over loopback: only such a peer may give
+    /// us loopback addresses).
+    shared: Arc<Shared>,
     /// The listen addresses this loop made external addresses (what
     /// identify tells peers); others (an operator's) are left alone.
     advertised: Vec<Multiaddr>,
@@ -578,7 +581,11 @@ impl EventLoop {
                 // or link-local addresses (and on ours they are another
                 // node's): keep those only from a peer connected over one.
                 let mut addresses = info.listen_addrs;
-                if !self.is_local_connection(connection_id) {
+                if !self
+                    .shared
+                    .connections
+                    .is_local_connection(&peer_id, connection_id)
+                {
                     addresses.retain(|a| !is_local(a));
                 }
                 if let Some(kad) = self.swarm.behaviour_mut().kademlia.as_mut() {
@@ -652,15 +659,9 @@ impl EventLoop {
                 self.finish_dials(peer_id, Err(Arc::new(DialError::Aborted)));
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id,
-                connection_id,
-                endpoint,
-                ..
+                peer_id, endpoint, ..
             } => {
                 tracing::debug!(peer = %peer_id, address = %endpoint.get_remote_address(), "connected");
-                let local = is_local(endpoint.get_remote_address());
-                self.local_connections
-                    .insert(connection_id, (peer_id, local));
                 self.metrics.connection(
                     endpoint.is_dialer(),
                     transport(endpoint.get_remote_address()),
@@ -691,13 +692,7 @@ impl EventLoop {
                     self.finish_dials(peer, Err(Arc::new(error)));
                 }
             }
-            SwarmEvent::ConnectionClosed {
-                peer_id,
-                connection_id,
-                cause,
-                ..
-            } => {
-                self.local_connections.remove(&connection_id);
+            SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
                 self.metrics
                     .connected_peers(self.swarm.connected_peers().count());
@@ -733,7 +728,7 @@ impl EventLoop {
         // Loopback addresses in it are believed only over a loopback
         // connection, and from its own sender unless this node is on one
         // machine with all its peers (its mesh forwards their heartbeats).
-        let local = self.is_local_peer(&propagation_source)
+        let local = self.shared.connections.is_local(&propagation_source)
             && (message.source == Some(propagation_source) || self.one_machine());
         self.gossip.send(GossipMessage {
             topic: message.topic,
@@ -826,20 +821,6 @@ impl EventLoop {
         !advertised.is_empty() && advertised.iter().all(is_local)
     }
 
-    /// Whether the connection is over a loopback or link-local address.
-    fn is_local_connection(&self, connection: ConnectionId) -> bool {
-        self.local_connections
-            .get(&connection)
-            .is_some_and(|(_, local)| *local)
-    }
-
-    /// Whether `peer` is connected over a loopback or link-local address.
-    fn is_local_peer(&self, peer: &PeerId) -> bool {
-        self.local_connections
-            .values()
-            .any(|(p, local)| *local && p == peer)
-    }
-
     /// Applies a verdict; its permit goes back with it.
     fn on_verdict(&mut self, verdict: Reported) {
         self.swarm
@@ -898,7 +879,7 @@ impl EventLoop {
 
 /// The transport of a connection, for metrics.
 fn transport(address: &Multiaddr) -> &'static str {
-    if address.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+    if is_circuit(address) {
         "relay"
     } else if address.iter().any(|p| matches!(p, Protocol::QuicV1)) {
         "quic"

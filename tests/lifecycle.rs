@@ -167,7 +167,6 @@ async fn the_heartbeat_actor_restarts_within_its_budget_then_the_node_fails() {
         .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
         .heartbeat(heartbeat::Config::new(1, 1).with_epoch(Duration::from_secs(1), 5));
     let (node, mut events) = supervised(builder).await;
-    let restarts = AtomicUsize::new(0);
     for _ in 0..subnet::actors::supervisor::MAX_RESTARTS {
         let before = node.actors().unwrap().heartbeat.unwrap();
         before.kill();
@@ -183,7 +182,6 @@ async fn the_heartbeat_actor_restarts_within_its_budget_then_the_node_fails() {
             }
         })
         .await;
-        restarts.fetch_add(1, Ordering::Relaxed);
         // Publishing goes on: the new actor's stats count its heartbeats.
         eventually(WAIT, || {
             let node = node.clone();
@@ -201,10 +199,6 @@ async fn the_heartbeat_actor_restarts_within_its_budget_then_the_node_fails() {
     assert!(
         event.starts_with("failed: the heartbeat actor") && event.contains("restarts"),
         "{event}"
-    );
-    assert_eq!(
-        restarts.load(Ordering::Relaxed),
-        subnet::actors::supervisor::MAX_RESTARTS
     );
 }
 

@@ -1,7 +1,11 @@
 //! `NodeBuilder`: a node's settings, and starting it: the swarm built and
 //! listening, then the actors under their supervisor.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use futures::StreamExt;
 use libp2p::{Multiaddr, identity::Keypair, swarm::SwarmEvent};
@@ -378,12 +382,13 @@ impl NodeBuilder {
         let listen_addrs = ListenAddresses::with_external(self.external.clone());
         let deadline = tokio::time::Instant::now() + Self::LISTEN_TIMEOUT;
         let mut settled: Option<tokio::time::Instant> = None;
+        let mut reported = HashSet::new();
         loop {
             if listeners.is_empty() {
                 break;
             }
             if settled.is_some_and(|at| tokio::time::Instant::now() >= at)
-                && listeners.keys().all(|id| listen_addrs.reported(*id))
+                && listeners.keys().all(|id| reported.contains(id))
             {
                 break;
             }
@@ -397,12 +402,12 @@ impl NodeBuilder {
                 if settled.is_some() && tokio::time::Instant::now() < deadline {
                     continue;
                 }
-                if listeners.keys().all(|id| listen_addrs.reported(*id)) {
+                if listeners.keys().all(|id| reported.contains(id)) {
                     break;
                 }
                 let (_, silent) = listeners
                     .iter()
-                    .find(|(id, _)| !listen_addrs.reported(**id))
+                    .find(|(id, _)| !reported.contains(*id))
                     .expect("one has not reported");
                 return Err(StartError::ListenerFailed {
                     address: silent.clone(),
@@ -416,7 +421,8 @@ impl NodeBuilder {
                 } => {
                     tracing::info!("listening on {address}/p2p/{peer_id}");
                     let reachable = !is_local(&address);
-                    listen_addrs.add_reported(listener_id, address);
+                    listen_addrs.add(address);
+                    reported.insert(listener_id);
                     let wildcard = listeners.get(&listener_id).is_some_and(is_unspecified);
                     if reachable || !wildcard {
                         listeners.remove(&listener_id);
@@ -471,6 +477,7 @@ impl NodeBuilder {
             metrics: metrics.clone(),
             gossip: Arc::new(OutputPort::default()),
             relays: self.relays,
+            shared: shared.clone(),
             shutdown_grace: self.shutdown_grace,
             actors: actors.clone(),
         };

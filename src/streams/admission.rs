@@ -43,10 +43,9 @@ pub struct InboundStream {
 
 /// Where a protocol's admitted inbound streams go.
 pub(crate) trait InboundSink: Send + Sync + 'static {
-    /// Takes `inbound`, or gives it back if the sink is gone (the stream is
-    /// then refused).
-    #[allow(clippy::result_large_err)]
-    fn deliver(&self, inbound: InboundStream) -> Result<(), InboundStream>;
+    /// Takes `inbound`; `false` if the sink is gone (the stream, dropped
+    /// with it, is reset: a refusal).
+    fn deliver(&self, inbound: InboundStream) -> bool;
 }
 
 /// Where inbound streams of one protocol go.
@@ -162,7 +161,7 @@ impl Routes {
             relayed,
             permit,
         };
-        if route.sink.deliver(inbound).is_err() {
+        if !route.sink.deliver(inbound) {
             self.metrics
                 .inbound_refused(&protocol, RefusalReason::NotRegistered);
             tracing::debug!(request = %id, %peer, %protocol, "inbound stream refused: the protocol stopped");

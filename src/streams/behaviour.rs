@@ -18,7 +18,7 @@ use libp2p::{
 };
 
 use super::{gate::Gate, handler::Handler, shared::Shared};
-use crate::swarm::addresses::is_local;
+use crate::swarm::addresses::{is_circuit, is_local};
 
 /// Why a connection was refused: membership gating is on and the peer is
 /// not in the registry.
@@ -109,11 +109,4 @@ impl NetworkBehaviour for Behaviour {
     fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
         Poll::Pending
     }
-}
-
-/// Whether `address` runs through a relay.
-fn is_circuit(address: &Multiaddr) -> bool {
-    address
-        .iter()
-        .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2pCircuit))
 }

@@ -33,7 +33,6 @@ pub(crate) async fn run(request: ExchangeRequest, mut stream: Stream, closed: Ar
     if reply.is_canceled() {
         return; // the caller gave up while the stream opened: send nothing
     }
-    let step = progress.clone();
     let result = {
         let exchange = async {
             progress.set(Step::Write);
@@ -58,7 +57,7 @@ pub(crate) async fn run(request: ExchangeRequest, mut stream: Stream, closed: Ar
     // the remote refused: say so, and let `call/error.rs` decide.
     let result = match result {
         Err(error) if closed.load(Ordering::Acquire) => {
-            Err(ExchangeError::AfterClose(step.get(), Box::new(error)))
+            Err(ExchangeError::AfterClose(progress.get(), Box::new(error)))
         }
         result => result,
     };

@@ -212,6 +212,14 @@ impl Connections {
         }
     }
 
+    /// Whether connection `id` to `peer` is over a loopback or link-local
+    /// address.
+    pub(crate) fn is_local_connection(&self, peer: &PeerId, id: ConnectionId) -> bool {
+        self.0
+            .get(peer)
+            .is_some_and(|conns| conns.get(&id).is_some_and(|c| c.local))
+    }
+
     /// Whether `peer` is connected over a loopback or link-local address.
     pub(crate) fn is_local(&self, peer: &PeerId) -> bool {
         self.0

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use libp2p::{Multiaddr, core::transport::ListenerId, multiaddr::Protocol};
+use libp2p::{Multiaddr, multiaddr::Protocol};
 
 /// Listen addresses the node holds at most; more are not recorded.
 pub const MAX_LISTEN_ADDRESSES: usize = 64;
@@ -17,7 +17,6 @@ pub const MAX_LISTEN_ADDRESSES: usize = 64;
 #[derive(Debug, Clone, Default)]
 pub struct ListenAddresses {
     listen: Arc<RwLock<Vec<Multiaddr>>>,
-    reported: Arc<RwLock<Vec<ListenerId>>>,
     external: Arc<[Multiaddr]>,
 }
 
@@ -33,23 +32,6 @@ impl ListenAddresses {
     /// The external addresses the operator set.
     pub fn external(&self) -> &[Multiaddr] {
         &self.external
-    }
-
-    /// Records an address reported by `listener` while the node starts.
-    pub(crate) fn add_reported(&self, listener: ListenerId, address: Multiaddr) {
-        self.add(address);
-        let mut reported = self.reported.write().expect("addresses lock poisoned");
-        if !reported.contains(&listener) {
-            reported.push(listener);
-        }
-    }
-
-    /// Whether `listener` reported an address while the node started.
-    pub(crate) fn reported(&self, listener: ListenerId) -> bool {
-        self.reported
-            .read()
-            .expect("addresses lock poisoned")
-            .contains(&listener)
     }
 
     /// Records a new listen address.
@@ -98,6 +80,11 @@ pub fn is_local(address: &Multiaddr) -> bool {
         Protocol::Ip6(ip) => ip.is_loopback() || (ip.segments()[0] & 0xffc0) == 0xfe80,
         _ => false,
     })
+}
+
+/// Whether `address` runs through a relay (`/p2p-circuit`).
+pub fn is_circuit(address: &Multiaddr) -> bool {
+    address.iter().any(|p| matches!(p, Protocol::P2pCircuit))
 }
 
 #[cfg(test)]
