@@ -85,6 +85,9 @@ impl<P: Protocol> Actor for RequestActor<P> {
         span.record("outcome", outcome);
         span.record("duration_us", started.elapsed().as_micros() as u64);
         self.metrics.finished(outcome, started.elapsed());
+        if inbound.relayed {
+            self.metrics.relayed();
+        }
         result?;
         myself.stop(None);
         Ok(())

@@ -15,12 +15,13 @@ use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Durati
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use libp2p::{
-    Multiaddr, PeerId, Swarm,
+    Multiaddr, PeerId, Swarm, autonat,
     core::transport::ListenerId,
-    gossipsub, identify, kad,
+    dcutr, gossipsub, identify, kad,
     multiaddr::Protocol,
+    relay,
     swarm::{
-        DialError, SwarmEvent,
+        ConnectionId, DialError, SwarmEvent,
         dial_opts::{DialOpts, PeerCondition},
     },
 };
@@ -40,7 +41,8 @@ use crate::{
     streams::shared::Shared,
     swarm::{
         Behaviour, BehaviourEvent, Built,
-        addresses::{ListenAddresses, is_circuit, is_local},
+        addresses::{ListenAddresses, Reachability, Tested, is_circuit, is_local},
+        relays::{Closed, Relays},
     },
 };
 
@@ -189,28 +191,6 @@ pub enum SwarmMessage {
     },
 }
 
-/// First wait before trying a relay again after a failure: 1 s, doubling
-/// up to [`RELAY_RETRY_MAX`].
-const RELAY_RETRY_MIN: Duration = Duration::from_secs(1);
-/// Longest wait between two tries of a relay: 5 min.
-const RELAY_RETRY_MAX: Duration = Duration::from_secs(300);
-
-/// A relay the node holds (or wants) a reservation on.
-#[derive(Debug)]
-struct Relay {
-    address: Multiaddr,
-    listener: Option<ListenerId>,
-    next: tokio::time::Instant,
-    backoff: Duration,
-}
-
-impl Relay {
-    fn failed(&mut self, now: tokio::time::Instant) {
-        self.next = now + self.backoff;
-        self.backoff = (self.backoff * 2).min(RELAY_RETRY_MAX);
-    }
-}
-
 /// Time a stopping swarm actor gives its connections to close gracefully.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -272,16 +252,9 @@ impl Actor for SwarmActor {
             book: self.book.clone(),
             min_peers: self.min_peers,
             listen_addrs: self.listen_addrs.clone(),
-            relays: self
-                .relays
-                .iter()
-                .map(|address| Relay {
-                    address: address.clone(),
-                    listener: None,
-                    next: tokio::time::Instant::now(),
-                    backoff: RELAY_RETRY_MIN,
-                })
-                .collect(),
+            relays: Relays::new(&self.relays, tokio::time::Instant::now()),
+            tested: Tested::default(),
+            dialed: HashMap::new(),
             shared: self.shared.clone(),
             advertised: Vec::new(),
             metrics: self.metrics.clone(),
@@ -367,9 +340,13 @@ struct EventLoop {
     book: AddressBook,
     min_peers: usize,
     listen_addrs: ListenAddresses,
-    /// Each relay, the listener holding its reservation (`None`: to be
-    /// made), and when to try next and how long to wait after a failure.
-    relays: Vec<Relay>,
+    /// The relays the node holds reservations on, and those it may choose.
+    relays: Relays,
+    /// What AutoNAT v2 found about the node's addresses.
+    tested: Tested,
+    /// The address each direct outbound connection was dialed at: where a
+    /// relay server found on it is reached.
+    dialed: HashMap<ConnectionId, Multiaddr>,
     /// The connections (which are over loopback: only such a peer may give
     /// us loopback addresses).
     shared: Arc<Shared>,
@@ -533,6 +510,7 @@ impl EventLoop {
 
     fn bootstrap(&mut self, peers: Vec<(PeerId, Multiaddr)>) {
         let local = *self.swarm.local_peer_id();
+        self.relays.bootstrap(peers.iter().map(|(p, _)| *p));
         // One list serves the whole subnet: a node skips its own entry.
         for (peer, address) in peers.into_iter().filter(|(p, _)| *p != local) {
             if let Some(kad) = self.swarm.behaviour_mut().kademlia.as_mut() {
@@ -588,6 +566,18 @@ impl EventLoop {
                 {
                     addresses.retain(|a| !is_local(a));
                 }
+                if info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
+                    // A relay server: reached where it was dialed, or at
+                    // the first direct address it advertises.
+                    let at = self
+                        .dialed
+                        .get(&connection_id)
+                        .cloned()
+                        .or_else(|| addresses.iter().find(|a| !is_circuit(a)).cloned());
+                    if let Some(address) = at {
+                        self.relays.offered(peer_id, address);
+                    }
+                }
                 if let Some(kad) = self.swarm.behaviour_mut().kademlia.as_mut() {
                     for address in &addresses {
                         kad.add_address(&peer_id, address.clone());
@@ -624,7 +614,7 @@ impl EventLoop {
                 listener_id,
                 address,
             } => {
-                self.reserved(listener_id);
+                self.relays.reserved(listener_id);
                 let peer = *self.swarm.local_peer_id();
                 tracing::info!("listening on {address}/p2p/{peer}");
                 self.listen_addrs.add(address);
@@ -643,6 +633,37 @@ impl EventLoop {
                 self.advertise();
                 self.listener_closed(listener_id, reason.err());
             }
+            SwarmEvent::Behaviour(BehaviourEvent::AutonatClient(autonat::v2::client::Event {
+                tested_addr,
+                server,
+                result,
+                ..
+            })) => self.on_autonat(tested_addr, server, result.map_err(|e| e.to_string())),
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            })) => {
+                match &result {
+                    Ok(_) => {
+                        tracing::info!(peer = %remote_peer_id, "hole punching made a direct connection")
+                    }
+                    Err(error) => {
+                        tracing::info!(peer = %remote_peer_id, "hole punching failed: {error}")
+                    }
+                }
+                self.metrics.hole_punch(result.is_ok());
+            }
+            // A relay reservation confirms its circuit address too: that
+            // one is a listen address already.
+            SwarmEvent::ExternalAddrConfirmed { address } if !is_circuit(&address) => {
+                tracing::info!("reachable from other hosts at {address} (AutoNAT)");
+                self.listen_addrs.confirm(address);
+                self.advertise();
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                self.listen_addrs.unconfirm(&address);
+                self.advertise();
+            }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 tracing::info!("no longer listening on {address}");
                 self.listen_addrs.remove(&address);
@@ -659,8 +680,15 @@ impl EventLoop {
                 self.finish_dials(peer_id, Err(Arc::new(DialError::Aborted)));
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
             } => {
+                if endpoint.is_dialer() && !is_circuit(endpoint.get_remote_address()) {
+                    let address = endpoint.get_remote_address().clone();
+                    self.dialed.insert(connection_id, address);
+                }
                 tracing::debug!(peer = %peer_id, address = %endpoint.get_remote_address(), "connected");
                 self.metrics.connection(
                     endpoint.is_dialer(),
@@ -692,7 +720,13 @@ impl EventLoop {
                     self.finish_dials(peer, Err(Arc::new(error)));
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                cause,
+                ..
+            } => {
+                self.dialed.remove(&connection_id);
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
                 self.metrics
                     .connected_peers(self.swarm.connected_peers().count());
@@ -745,7 +779,37 @@ impl EventLoop {
         });
     }
 
-    /// Listens through each relay without a reservation whose retry time
+    /// What AutoNAT v2 found of one address: the node's reachability
+    /// follows (logged when it changes); relays are chosen or released on
+    /// the next upkeep.
+    fn on_autonat(&mut self, address: Multiaddr, server: PeerId, result: Result<(), String>) {
+        if let Err(error) = &result {
+            tracing::debug!(%server, "AutoNAT: not reachable at {address}: {error}");
+        }
+        // A circuit address says nothing of the node's own reachability; a
+        // loopback or link-local one (a listener's, translated) nothing
+        // about other hosts, except on a node that has only those.
+        if is_circuit(&address) || (is_local(&address) && !self.one_machine()) {
+            return;
+        }
+        let before = self.listen_addrs.reachability();
+        let now = self.tested.record(address, result.is_ok());
+        if now != before {
+            match now {
+                Reachability::Private => tracing::warn!(
+                    "AutoNAT: other hosts cannot reach this node (behind NAT or a firewall); \
+                     it will be reached through relays"
+                ),
+                Reachability::Public => tracing::info!("AutoNAT: reachable from other hosts"),
+                Reachability::Unknown => {}
+            }
+            self.listen_addrs.set_reachability(now);
+            self.reserve();
+        }
+    }
+
+    /// Chooses or releases relays as the node's reachability asks, then
+    /// listens through each relay without a reservation whose retry time
     /// has come (the relay client dials the relay and reserves a slot; it
     /// renews the reservation while the listener lives).
     fn reserve(&mut self) {
@@ -753,11 +817,11 @@ impl EventLoop {
             return;
         }
         let now = tokio::time::Instant::now();
-        for relay in self
-            .relays
-            .iter_mut()
-            .filter(|r| r.listener.is_none() && r.next <= now)
-        {
+        let reachability = self.listen_addrs.reachability();
+        for released in self.relays.choose(reachability, now) {
+            self.swarm.remove_listener(released);
+        }
+        for relay in self.relays.due(now) {
             let circuit = relay.address.clone().with(Protocol::P2pCircuit);
             match self.swarm.listen_on(circuit) {
                 Ok(id) => relay.listener = Some(id),
@@ -770,27 +834,20 @@ impl EventLoop {
     }
 
     /// A listener closed: if it held (or was making) a relay reservation,
-    /// try again after a backoff that doubles with each failure.
+    /// a configured relay is tried again after a backoff; a chosen one
+    /// makes way for another.
     fn listener_closed(&mut self, id: ListenerId, error: Option<std::io::Error>) {
-        let now = tokio::time::Instant::now();
-        for relay in self.relays.iter_mut().filter(|r| r.listener == Some(id)) {
-            relay.listener = None;
-            tracing::warn!(
-                "no reservation on relay {} ({}); trying again in {:?}",
-                relay.address,
-                error
-                    .as_ref()
-                    .map_or("it ended".to_owned(), ToString::to_string),
-                relay.backoff,
-            );
-            relay.failed(now);
-        }
-    }
-
-    /// A relay listener reported its circuit address: the reservation holds.
-    fn reserved(&mut self, id: ListenerId) {
-        for relay in self.relays.iter_mut().filter(|r| r.listener == Some(id)) {
-            relay.backoff = RELAY_RETRY_MIN;
+        let reason = error
+            .as_ref()
+            .map_or("it ended".to_owned(), ToString::to_string);
+        match self.relays.closed(id, tokio::time::Instant::now()) {
+            Closed::NotARelay => {}
+            Closed::Retry(address, wait) => tracing::warn!(
+                "no reservation on relay {address} ({reason}); trying again in {wait:?}"
+            ),
+            Closed::Dropped(address) => {
+                tracing::info!("no reservation on relay {address} ({reason}); choosing another")
+            }
         }
     }
 

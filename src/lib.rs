@@ -17,7 +17,7 @@ pub(crate) mod streams;
 pub mod swarm;
 pub mod task;
 
-pub use call::{CallError, Client, Phase};
+pub use call::{CallError, Called, Client, Phase};
 pub use context::{RequestContext, RequestId};
 pub use destination::{Destination, DestinationError};
 pub use discovery::{address_book, heartbeat, peer_exchange, registry};
@@ -26,4 +26,4 @@ pub use libp2p::{Multiaddr, PeerId, StreamProtocol, identity::Keypair};
 pub use node::{Node, NodeBuilder};
 pub use protocol::{Config, Protocol};
 pub use streams::{InboundStream, MAX_OUTBOUND_STREAMS_PER_CONNECTION, NotMember, OutboundStream};
-pub use swarm::security;
+pub use swarm::{addresses::Reachability, security};

@@ -49,6 +49,12 @@ pub const HEARTBEATS_REJECTED: &str = "subnet_heartbeats_rejected_total";
 pub const PEER_EXCHANGE: &str = "subnet_peer_exchange_total";
 /// Kademlia lookups of a peer, by result (found, not_found).
 pub const KADEMLIA_LOOKUPS: &str = "subnet_kademlia_lookups_total";
+/// Hole punching (DCUtR) attempts on relayed connections, by result
+/// (direct, failed).
+pub const HOLE_PUNCHES: &str = "subnet_hole_punches_total";
+/// Requests over a relayed connection, by protocol and direction (a part
+/// of `subnet_requests_total`; the rest went direct).
+pub const REQUESTS_RELAYED: &str = "subnet_requests_relayed_total";
 /// Actors that failed (error or panic), by actor kind.
 pub const ACTOR_FAILURES: &str = "subnet_actor_failures_total";
 /// Actors restarted by their supervisor, by actor kind.
@@ -116,6 +122,11 @@ pub fn describe() {
     );
     describe_counter!(PEER_EXCHANGE, "Peer-exchange questions, by role and result");
     describe_counter!(KADEMLIA_LOOKUPS, "Kademlia lookups of a peer, by result");
+    describe_counter!(HOLE_PUNCHES, "Hole punching attempts, by result");
+    describe_counter!(
+        REQUESTS_RELAYED,
+        "Requests over a relayed connection, by protocol and direction"
+    );
     describe_counter!(ACTOR_FAILURES, "Actors that failed, by kind");
     describe_counter!(ACTOR_RESTARTS, "Actors restarted, by kind");
 }
@@ -239,6 +250,12 @@ impl Metrics {
         counter!(KADEMLIA_LOOKUPS, "node" => self.node.clone(), "result" => result).increment(1);
     }
 
+    /// Counts a hole punching attempt.
+    pub(crate) fn hole_punch(&self, direct: bool) {
+        let result = if direct { "direct" } else { "failed" };
+        counter!(HOLE_PUNCHES, "node" => self.node.clone(), "result" => result).increment(1);
+    }
+
     /// Counts a failed actor.
     pub(crate) fn actor_failed(&self, actor: &'static str) {
         counter!(ACTOR_FAILURES, "node" => self.node.clone(), "actor" => actor).increment(1);
@@ -286,6 +303,7 @@ struct RequestHandles {
     duration: metrics::Histogram,
     request_bytes: metrics::Counter,
     response_bytes: metrics::Counter,
+    relayed: metrics::Counter,
     /// By outcome; outcomes are a short, fixed set of names.
     outcomes: RwLock<Vec<(&'static str, metrics::Counter)>>,
 }
@@ -307,6 +325,7 @@ impl RequestMetrics {
             duration: histogram!(REQUEST_DURATION, "node" => node.clone(), "protocol" => protocol, "direction" => direction),
             request_bytes: counter!(REQUEST_BYTES, "node" => node.clone(), "protocol" => protocol, "direction" => direction),
             response_bytes: counter!(RESPONSE_BYTES, "node" => node.clone(), "protocol" => protocol, "direction" => direction),
+            relayed: counter!(REQUESTS_RELAYED, "node" => node.clone(), "protocol" => protocol, "direction" => direction),
             outcomes: RwLock::new(Vec::new()),
         });
         *keys.handles.write().unwrap_or_else(|e| e.into_inner()) = Some(handles.clone());
@@ -350,6 +369,11 @@ impl RequestMetrics {
         let handles = self.handles();
         self.outcome_of(&handles, outcome);
         handles.duration.record(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request that went over a relayed connection.
+    pub(crate) fn relayed(&self) {
+        self.handles().relayed.increment(1);
     }
 
     /// Records the bytes of a request and its response frame.

@@ -184,7 +184,7 @@ fn a_node_behind_nat_calls_out_but_cannot_be_called_directly() {
 }
 
 #[test]
-fn a_node_behind_nat_is_called_by_peer_id_through_a_relay() {
+fn a_node_behind_nat_finds_itself_unreachable_and_is_called_by_peer_id_through_a_relay() {
     let Some(mut bed) = bridge(2) else { return };
     let dir = common::temp_dir("hosts-relay");
     let [(key_r, id_r), (key_b, id_b), (key_a, id_a)] = ["r", "b", "a"].map(|n| key(&dir, n));
@@ -213,23 +213,16 @@ fn a_node_behind_nat_is_called_by_peer_id_through_a_relay() {
     let mut a = natted.spawn(
         BIN,
         &[
-            &[
-                "node",
-                "--key",
-                &key_a,
-                "--bootstrap",
-                &relay,
-                "--relay",
-                &relay,
-            ][..],
+            &["node", "--key", &key_a, "--bootstrap", &relay][..],
             &common,
         ]
         .concat(),
     );
     let a_private = first_address(&mut a.0);
 
-    // A reserves a slot on R and advertises the circuit: B's book learns
-    // it from A's heartbeats.
+    // AutoNAT finds A unreachable (R cannot dial it back); A reserves a
+    // slot on R, its bootstrap peer and a relay server, by itself, and
+    // advertises the circuit: B's book learns it from A's heartbeats.
     let b_host = &bed.hosts[1];
     poll(Duration::from_secs(60), || {
         let book = peers(b_host, &id_b);
@@ -421,5 +414,113 @@ fn peer_exchange_alone_finds_a_peer_on_another_host() {
     for (i, j) in [(1, 2), (2, 1)] {
         call_by_peer_id(&bed, &ids, i, 0, j);
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Calls `destination` from `host` with `subnet call ... --count`, and
+/// returns each call's path ("direct" or "relayed") as it printed them.
+fn call_paths(host: &Host, args: &[&str]) -> Result<Vec<String>, String> {
+    let call = host.run(BIN, args);
+    let out = text(&call);
+    if !call.status.success() {
+        return Err(out);
+    }
+    Ok(String::from_utf8_lossy(&call.stderr)
+        .lines()
+        .filter(|l| l.starts_with("call "))
+        .filter_map(|l| l.split_whitespace().last().map(str::to_owned))
+        .collect())
+}
+
+#[test]
+fn two_nodes_behind_their_own_nats_call_through_a_relay_and_try_hole_punching() {
+    let Some(mut bed) = bridge(1) else { return };
+    let dir = common::temp_dir("hosts-two-nats");
+    let [(key_r, id_r), (key_a, id_a)] = ["r", "a"].map(|n| key(&dir, n));
+    let relay = format!("/ip4/{}/tcp/4001/p2p/{id_r}", bed.hosts[0].ip);
+    let mut r = bed.hosts[0].spawn(
+        BIN,
+        &[
+            "node",
+            "--key",
+            &key_r,
+            "--relay-server",
+            "--listen",
+            "/ip4/0.0.0.0/tcp/4001",
+            "--heartbeat-interval",
+            "1",
+        ],
+    );
+    first_address(&mut r.0);
+    let a_host = bed.behind_nat();
+    let c_host = bed.behind_nat();
+    let mut a = a_host.spawn(
+        BIN,
+        &[
+            "node",
+            "--key",
+            &key_a,
+            "--listen",
+            "/ip4/0.0.0.0/tcp/4001",
+            "--bootstrap",
+            &relay,
+            "--heartbeat-interval",
+            "1",
+        ],
+    );
+    first_address(&mut a.0);
+    // C, behind the other NAT, calls A by peer id: first through R (A's
+    // circuit address, once A found itself unreachable and reserved a
+    // slot), then, if hole punching made a direct connection, directly.
+    // C listens on a fixed port, as hole punching through its NAT needs.
+    let mut paths = Vec::new();
+    poll(Duration::from_secs(60), || {
+        paths = call_paths(
+            &c_host,
+            &[
+                "call",
+                &id_a,
+                "punch",
+                "--bootstrap",
+                &relay,
+                "--listen",
+                "/ip4/0.0.0.0/tcp/4001",
+                "--count",
+                "3",
+                "--interval-ms",
+                "1500",
+            ],
+        )?;
+        Ok(())
+    });
+    assert_eq!(paths.len(), 3, "every call answered: {paths:?}");
+    assert_eq!(paths[0], "relayed", "the first call goes through R");
+    eprintln!(
+        "two NATs: calls went {paths:?}; hole punching {}",
+        if paths.last().is_some_and(|p| p == "direct") {
+            "made a direct connection"
+        } else {
+            "did not succeed"
+        }
+    );
+    // Without hole punching on the caller, every call stays relayed.
+    let relayed = call_paths(
+        &c_host,
+        &[
+            "call",
+            &id_a,
+            "stay",
+            "--bootstrap",
+            &relay,
+            "--no-hole-punching",
+            "--count",
+            "2",
+            "--interval-ms",
+            "1500",
+        ],
+    )
+    .unwrap();
+    assert_eq!(relayed, ["relayed", "relayed"]);
+    drop((a, r));
     let _ = std::fs::remove_dir_all(dir);
 }

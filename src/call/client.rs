@@ -16,6 +16,18 @@ use crate::{
     protocol::{Config, Protocol},
 };
 
+/// A call's response, and how the call went.
+#[derive(Debug, Clone)]
+pub struct Called<R> {
+    /// The peer's response.
+    pub response: R,
+    /// Whether the call went over a relayed connection (`/p2p-circuit`);
+    /// `false`: a direct one (one hole punching made, say).
+    pub relayed: bool,
+    /// How long the call took, dial and lookup included.
+    pub elapsed: std::time::Duration,
+}
+
 /// Calls protocol `P` on other peers. Cloning is cheap.
 pub struct Client<P> {
     connector: Arc<Connector>,
@@ -87,6 +99,22 @@ impl<P: Protocol> Client<P> {
         D: TryInto<Destination>,
         D::Error: Into<CallError>,
     {
+        self.call_detailed(destination, request)
+            .await
+            .map(|called| called.response)
+    }
+
+    /// As [`Client::call`], and says how the call went: over a relayed
+    /// connection or a direct one, and how long it took.
+    pub async fn call_detailed<D>(
+        &self,
+        destination: D,
+        request: P::Request,
+    ) -> Result<Called<P::Response>, CallError>
+    where
+        D: TryInto<Destination>,
+        D::Error: Into<CallError>,
+    {
         let started = std::time::Instant::now();
         let _in_flight = self.metrics.in_flight();
         let result = match destination.try_into() {
@@ -97,15 +125,24 @@ impl<P: Protocol> Client<P> {
             Ok(_) => "ok",
             Err(error) => error.outcome(),
         };
-        self.metrics.finished(outcome, started.elapsed());
-        result
+        let elapsed = started.elapsed();
+        self.metrics.finished(outcome, elapsed);
+        let (response, relayed) = result?;
+        if relayed {
+            self.metrics.relayed();
+        }
+        Ok(Called {
+            response,
+            relayed,
+            elapsed,
+        })
     }
 
     async fn call_to(
         &self,
         destination: &Destination,
         request: P::Request,
-    ) -> Result<P::Response, CallError> {
+    ) -> Result<(P::Response, bool), CallError> {
         let max = self.config.max_frame();
         let len = prost::Message::encoded_len(&request);
         if len > max {
@@ -116,7 +153,7 @@ impl<P: Protocol> Client<P> {
         let peer = destination.peer();
         let timeout = self.config.call_timeout();
         let deadline = Instant::now() + timeout;
-        let body = self
+        let (body, relayed) = self
             .connector
             .exchange(destination, &self.protocol, &frame, max, deadline, timeout)
             .await?;
@@ -124,6 +161,6 @@ impl<P: Protocol> Client<P> {
         // From `Bytes`: `bytes` fields share the frame's buffer, no copy.
         let response = <P::Response as prost::Message>::decode(Bytes::from(body))
             .map_err(|source| CallError::Decode { peer, source })?;
-        Ok(response)
+        Ok((response, relayed))
     }
 }

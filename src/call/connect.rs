@@ -62,7 +62,7 @@ impl Connector {
 
     /// Sends `frame` on a new stream of `protocol` to `destination` and
     /// returns the response frame's body (at most `max` bytes), by
-    /// `deadline`.
+    /// `deadline`, and whether the exchange ran on a relayed connection.
     pub(crate) async fn exchange(
         &self,
         destination: &Destination,
@@ -71,7 +71,7 @@ impl Connector {
         max: usize,
         deadline: Instant,
         timeout: Duration,
-    ) -> Result<Vec<u8>, CallError> {
+    ) -> Result<(Vec<u8>, bool), CallError> {
         let peer = destination.peer();
         let progress = Arc::new(Progress::default());
         let connections = &self.shared.connections;
@@ -80,6 +80,7 @@ impl Connector {
             progress.get().into()
         })
         .await?
+        .map(|body| (body, progress.relayed()))
         .map_err(|error| exchange_failed(peer, protocol, error))
     }
 

@@ -9,6 +9,6 @@ pub(crate) mod connect;
 pub(crate) mod error;
 
 pub use self::{
-    client::Client,
+    client::{Called, Client},
     error::{CallError, Phase},
 };

@@ -56,6 +56,7 @@ pub struct NodeBuilder {
     relay_server: bool,
     relays: Vec<Multiaddr>,
     external: Vec<Multiaddr>,
+    hole_punching: bool,
 }
 
 impl Default for NodeBuilder {
@@ -83,6 +84,7 @@ impl Default for NodeBuilder {
             relay_server: false,
             relays: Vec::new(),
             external: Vec::new(),
+            hole_punching: true,
         }
     }
 }
@@ -256,8 +258,12 @@ impl NodeBuilder {
 
     /// Reserves a slot on the relay at `address` (ending in
     /// `/p2p/<peer id>`) and advertises the circuit address through it
-    /// (`<address>/p2p-circuit/p2p/<own id>`), renewing the reservation;
-    /// for a node behind NAT. Repeatable.
+    /// (`<address>/p2p-circuit/p2p/<own id>`), renewing the reservation,
+    /// whatever AutoNAT finds. Repeatable. Without it, a node that AutoNAT
+    /// finds unreachable picks relays itself among the relay servers it is
+    /// connected to, bootstrap peers first (see [`Reachability`]).
+    ///
+    /// [`Reachability`]: crate::swarm::addresses::Reachability
     pub fn relay(mut self, address: Multiaddr) -> Self {
         self.relays.push(address);
         self
@@ -269,6 +275,13 @@ impl NodeBuilder {
     /// [`Node::addresses`]). Repeatable.
     pub fn external_address(mut self, address: Multiaddr) -> Self {
         self.external.push(address);
+        self
+    }
+
+    /// Whether to upgrade a relayed connection to a direct one by hole
+    /// punching (DCUtR; on by default). Both sides must have it on.
+    pub fn hole_punching(mut self, on: bool) -> Self {
+        self.hole_punching = on;
         self
     }
 
@@ -357,6 +370,7 @@ impl NodeBuilder {
             max_inbound_connections: self.max_inbound_connections,
             lazy_negotiation: self.lazy_negotiation,
             relay_server: self.relay_server,
+            hole_punching: self.hole_punching,
             topics: self
                 .heartbeat
                 .iter()

@@ -81,6 +81,16 @@ impl Node {
             .collect()
     }
 
+    /// Whether other hosts can open connections to this node, as AutoNAT v2
+    /// found (tests run a few seconds after the first peer connects, and
+    /// again as peers observe new addresses). A
+    /// [`Reachability::Private`] node is called through relays.
+    ///
+    /// [`Reachability::Private`]: crate::swarm::addresses::Reachability::Private
+    pub fn reachability(&self) -> crate::swarm::addresses::Reachability {
+        self.inner.listen_addrs.reachability()
+    }
+
     /// The node's root actor, to supervise or stop it from an actor system.
     pub fn supervisor(&self) -> ActorCell {
         self.inner.supervisor.get_cell()

@@ -11,7 +11,7 @@ use std::{
     io,
     sync::{
         Arc,
-        atomic::{AtomicU8, Ordering},
+        atomic::{AtomicBool, AtomicU8, Ordering},
     },
 };
 
@@ -81,18 +81,27 @@ pub(crate) enum Step {
 }
 
 /// How far an exchange got, shared by the caller and the connection's task:
-/// what a caller that runs out of time was waiting for.
+/// what a caller that runs out of time was waiting for; and whether the
+/// connection it runs on is relayed.
 #[derive(Debug, Default)]
-pub(crate) struct Progress(AtomicU8);
+pub(crate) struct Progress {
+    step: AtomicU8,
+    relayed: AtomicBool,
+}
 
 impl Progress {
     pub(crate) fn set(&self, step: Step) {
-        self.0.store(step as u8, Ordering::Relaxed);
+        self.step.store(step as u8, Ordering::Relaxed);
+    }
+
+    /// Whether the exchange was handed to a relayed connection.
+    pub(crate) fn relayed(&self) -> bool {
+        self.relayed.load(Ordering::Relaxed)
     }
 
     /// The step the exchange is in: [`Step::Open`] until the stream is open.
     pub(crate) fn get(&self) -> Step {
-        match self.0.load(Ordering::Relaxed) {
+        match self.step.load(Ordering::Relaxed) {
             x if x == Step::Write as u8 => Step::Write,
             x if x == Step::Read as u8 => Step::Read,
             _ => Step::Open,
@@ -243,7 +252,7 @@ impl Connections {
         peer: PeerId,
         protocol: &StreamProtocol,
     ) -> Option<Result<OutboundStream, OpenError>> {
-        let (answer, permit) = self.submit(peer, protocol, Outbound::Stream).await?;
+        let (answer, permit, _) = self.submit(peer, protocol, Outbound::Stream).await?;
         let opened = answer.unwrap_or(Err(OpenError::ConnectionClosed));
         Some(opened.map(|stream| OutboundStream {
             stream,
@@ -263,7 +272,7 @@ impl Connections {
         max: usize,
         progress: &Arc<Progress>,
     ) -> Option<ExchangeResult> {
-        let (answer, _permit) = self
+        let (answer, _permit, relayed) = self
             .submit(peer, protocol, |reply| {
                 Outbound::Exchange(ExchangeRequest {
                     frame: frame.clone(),
@@ -273,6 +282,7 @@ impl Connections {
                 })
             })
             .await?;
+        progress.relayed.store(relayed, Ordering::Relaxed);
         Some(match answer {
             Ok(result) => result,
             // The handler went away with the connection.
@@ -285,15 +295,16 @@ impl Connections {
 
     /// Asks a connection to `peer` to open a stream of `protocol` and waits
     /// for its answer; the permit counts the stream against the connection's
-    /// budget. `None` if there is no usable connection.
+    /// budget; the flag says whether the connection is relayed. `None` if
+    /// there is no usable connection.
     async fn submit<T>(
         &self,
         peer: PeerId,
         protocol: &StreamProtocol,
         mut make: impl FnMut(oneshot::Sender<T>) -> Outbound,
-    ) -> Option<(Result<T, oneshot::Canceled>, OwnedSemaphorePermit)> {
+    ) -> Option<(Result<T, oneshot::Canceled>, OwnedSemaphorePermit, bool)> {
         loop {
-            let (id, mut sender, outbound) = {
+            let (id, mut sender, outbound, relayed) = {
                 let conns = self.0.get(&peer)?;
                 // A direct connection first (one hole punching made, say),
                 // a relayed one if there is nothing else.
@@ -301,7 +312,12 @@ impl Connections {
                     .iter()
                     .filter(|(_, c)| !c.requests.is_closed())
                     .min_by_key(|(_, c)| c.relayed)?;
-                (*id, conn.requests.clone(), conn.outbound.clone())
+                (
+                    *id,
+                    conn.requests.clone(),
+                    conn.outbound.clone(),
+                    conn.relayed,
+                )
             };
             let Ok(permit) = outbound.acquire_owned().await else {
                 continue; // closed: the connection is gone
@@ -318,7 +334,7 @@ impl Connections {
                 }
                 continue;
             }
-            return Some((answer.await, permit));
+            return Some((answer.await, permit, relayed));
         }
     }
 }

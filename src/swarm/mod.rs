@@ -1,20 +1,24 @@
 //! The node's libp2p swarm, built: transports (TCP + Noise + yamux, and
-//! QUIC, both through DNS resolution) and behaviours (connection limits, the direct protocols' streams,
-//! identify, ping, GossipSub and Kademlia). `actors/swarm.rs` owns and
+//! QUIC, both through DNS resolution, and circuits through relays) and
+//! behaviours (connection limits, the direct protocols' streams, identify,
+//! ping, GossipSub, Kademlia, AutoNAT v2, relay v2 and DCUtR). `actors/swarm.rs` owns and
 //! drives what this builds.
 //!
-//! - [`addresses`]: the node's listen addresses, kept current.
+//! - [`addresses`]: the node's listen addresses, kept current, and whether
+//!   it can be reached.
+//! - `relays`: the relays the node holds reservations on.
 //! - [`security`]: Noise under the Python template's protocol names.
 //! - `woken`: behaviours whose connection handlers are polled only when woken.
 
 pub mod addresses;
+pub(crate) mod relays;
 pub mod security;
 pub(crate) mod woken;
 
 use std::{sync::Arc, time::Duration};
 
 use libp2p::{
-    StreamProtocol, Swarm, SwarmBuilder, connection_limits,
+    StreamProtocol, Swarm, SwarmBuilder, autonat, connection_limits,
     core::upgrade,
     dcutr, gossipsub, identify,
     identity::Keypair,
@@ -39,6 +43,13 @@ const MAX_GOSSIP_SIZE: usize = 64 * 1024;
 /// Connections being set up from remote peers at once.
 const MAX_PENDING_INBOUND: u32 = 64;
 
+/// Time to set up a connection (dial, security, multiplexing) before it
+/// fails: 7 s, below libp2p's default of 10 s because an AutoNAT v2 server
+/// answers within 10 s: its dial back to an address that drops packets (a
+/// NAT) must fail before that, or the asking node never learns that it is
+/// unreachable.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(7);
+
 /// Established connections to one peer at most.
 const MAX_CONNECTIONS_PER_PEER: u32 = 4;
 
@@ -60,8 +71,16 @@ pub(crate) struct Behaviour {
     pub(crate) relay_client: relay::client::Behaviour,
     /// Relaying for others, if the node is a relay server.
     pub(crate) relay_server: Toggle<relay::Behaviour>,
-    /// Hole punching: upgrades a relayed connection to a direct one.
-    pub(crate) dcutr: dcutr::Behaviour,
+    /// Hole punching (DCUtR): upgrades a relayed connection to a direct
+    /// one; off if the node was built without it.
+    pub(crate) dcutr: Toggle<dcutr::Behaviour>,
+    /// AutoNAT v2, asking side: has peers dial the node's candidate
+    /// external addresses back, which confirms them or finds the node
+    /// unreachable (see `Reachability`).
+    pub(crate) autonat_client: autonat::v2::client::Behaviour,
+    /// AutoNAT v2, answering side: dials a peer back at an address it
+    /// asks about (only at the IP address its connection comes from).
+    pub(crate) autonat_server: autonat::v2::server::Behaviour,
 }
 
 /// A relay server's limits: circuits long and large enough for the
@@ -115,6 +134,8 @@ pub(crate) struct SwarmOptions {
     pub(crate) lazy_negotiation: bool,
     /// Whether to relay for others.
     pub(crate) relay_server: bool,
+    /// Whether to upgrade relayed connections by hole punching (DCUtR).
+    pub(crate) hole_punching: bool,
 }
 
 /// Builds a swarm: TCP + Noise + yamux and QUIC, with identify, ping,
@@ -197,7 +218,12 @@ pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartErro
                     .relay_server
                     .then(|| relay::Behaviour::new(peer, relay_server_config()))
                     .into(),
-                dcutr: dcutr::Behaviour::new(peer),
+                dcutr: options
+                    .hole_punching
+                    .then(|| dcutr::Behaviour::new(peer))
+                    .into(),
+                autonat_client: autonat::v2::client::Behaviour::default(),
+                autonat_server: autonat::v2::server::Behaviour::default(),
             })
         })
         .map_err(|e| transport(&e))?
@@ -212,6 +238,7 @@ pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartErro
                 c
             }
         })
+        .with_connection_timeout(CONNECTION_TIMEOUT)
         .build();
     for topic in &options.topics {
         swarm

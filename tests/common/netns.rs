@@ -60,7 +60,11 @@ impl Host {
             self.command(program)
                 .args(args)
                 .stdout(Stdio::piped())
-                .stderr(Stdio::null())
+                .stderr(if std::env::var_os("SUBNET_TEST_LOG").is_some() {
+                    Stdio::inherit()
+                } else {
+                    Stdio::null()
+                })
                 .spawn()
                 .expect("ip netns exec runs"),
         )
@@ -157,7 +161,7 @@ impl Bridge {
     /// (at 10.201.0.100 + n), the host on a private link (10.201.(n + 1).2,
     /// routed through 10.201.(n + 1).1). The router masquerades what the
     /// host sends out (nftables) and forwards nothing that comes in unasked,
-    /// as a home router does. Returns the host; panics with one line if it
+    /// nor answers it (no reset: it drops it), as a home router does. Returns the host; panics with one line if it
     /// cannot be made.
     pub fn behind_nat(&mut self) -> Host {
         let n = self.natted.len();
@@ -233,6 +237,9 @@ impl Bridge {
                   chain forward { type filter hook forward priority 0; policy drop;\n\
                     ct state established,related accept;\n\
                     iifname \"lan0\" accept;\n\
+                  }\n\
+                  chain input { type filter hook input priority 0; policy accept;\n\
+                    iifname \"eth0\" ct state new drop;\n\
                   }\n\
                 }\n";
             run_in(&router.ns, "nft", &["-f", "-"], Some(rules))

@@ -44,6 +44,8 @@ pub(crate) struct NodeConfig {
     pub(crate) peer_exchange: Option<bool>,
     /// Run Kademlia (default true).
     pub(crate) kademlia: Option<bool>,
+    /// Upgrade relayed connections by hole punching, DCUtR (default true).
+    pub(crate) hole_punching: Option<bool>,
 }
 
 impl NodeConfig {

@@ -61,6 +61,21 @@ enum Command {
         /// The subnet's id, for its DHT (as `subnet node`'s; default 1).
         #[arg(long, default_value_t = 1)]
         subnet_id: u64,
+        /// Call this many times, one after another, on the same
+        /// connection; each call's time and path (direct or relayed) go
+        /// to stderr.
+        #[arg(long)]
+        count: Option<u32>,
+        /// Wait this many milliseconds between two calls of --count.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Never upgrade a relayed connection by hole punching (DCUtR).
+        #[arg(long)]
+        no_hole_punching: bool,
+        /// Listen here while calling (repeatable): with a fixed port,
+        /// hole punching through this host's NAT can reach the caller.
+        #[arg(long)]
+        listen: Vec<String>,
     },
     /// Show what a running node's address book holds.
     Peers {
@@ -127,6 +142,9 @@ struct NodeArgs {
     /// Run no Kademlia.
     #[arg(long)]
     no_kademlia: bool,
+    /// Never upgrade relayed connections by hole punching (DCUtR).
+    #[arg(long)]
+    no_hole_punching: bool,
 }
 
 /// How long `call` and `peers` wait for an answer.
@@ -188,12 +206,21 @@ async fn run(command: Command) -> Result<(), String> {
             payload,
             bootstrap,
             subnet_id,
+            count,
+            interval_ms,
+            no_hole_punching,
+            listen,
         } => {
             let destination = destination.ok_or(
                 "missing destination: give the node's multiaddr ending in /p2p/<peer id>, or its peer id",
             )?;
             let payload = payload.ok_or("missing payload: give the text to send")?;
-            let mut builder = Node::builder().subnet(subnet_id);
+            let mut builder = Node::builder()
+                .subnet(subnet_id)
+                .hole_punching(!no_hole_punching);
+            for address in &listen {
+                builder = builder.listen(parse_multiaddr(address, "listen")?);
+            }
             let mut bootstrap_addresses = Vec::new();
             for address in &bootstrap {
                 let address: Multiaddr = address
@@ -229,17 +256,34 @@ async fn run(command: Command) -> Result<(), String> {
             let client = node
                 .client::<TaskProtocol>()
                 .with_config(subnet::Config::default().with_call_timeout(CLIENT_TIMEOUT));
-            let response = client.call(&destination, request).await;
-            node.shutdown().await;
-            let result = response
-                .map_err(|e| e.to_string())?
-                .outcome()
-                .map_err(|e| e.to_string())?;
-            if result.is_empty() {
-                eprintln!("note: the response's result is empty");
+            let calls = count.unwrap_or(1).max(1);
+            let mut answered = Ok(());
+            for i in 1..=calls {
+                if i > 1 {
+                    tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+                }
+                let called = client.call_detailed(&destination, request.clone()).await;
+                answered = called.map_err(|e| e.to_string()).and_then(|called| {
+                    if count.is_some() {
+                        let path = if called.relayed { "relayed" } else { "direct" };
+                        eprintln!(
+                            "call {i}/{calls}: {:.3} ms {path}",
+                            called.elapsed.as_secs_f64() * 1e3
+                        );
+                    }
+                    let result = called.response.outcome().map_err(|e| e.to_string())?;
+                    if result.is_empty() {
+                        eprintln!("note: the response's result is empty");
+                    }
+                    println!("{}", String::from_utf8_lossy(&result));
+                    Ok(())
+                });
+                if answered.is_err() {
+                    break;
+                }
             }
-            println!("{}", String::from_utf8_lossy(&result));
-            Ok(())
+            node.shutdown().await;
+            answered
         }
         Command::Peers { node: target } => {
             let target =
@@ -320,6 +364,7 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         heartbeat: Some(!args.no_heartbeat && file.heartbeat.unwrap_or(true)),
         peer_exchange: Some(!args.no_peer_exchange && file.peer_exchange.unwrap_or(true)),
         kademlia: Some(!args.no_kademlia && file.kademlia.unwrap_or(true)),
+        hole_punching: Some(!args.no_hole_punching && file.hole_punching.unwrap_or(true)),
     };
     let mut builder = Node::builder();
     if let Some(path) = &config.key {
@@ -366,7 +411,9 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         }
         builder = builder.gating(true);
     }
-    builder = builder.relay_server(config.relay_server == Some(true));
+    builder = builder
+        .relay_server(config.relay_server == Some(true))
+        .hole_punching(config.hole_punching != Some(false));
     for address in &config.relays {
         builder = builder.relay(parse_multiaddr(address, "relay")?);
     }
