@@ -34,7 +34,7 @@ use tokio::{
 use super::address_book::AddressBookMessage;
 use crate::{
     discovery::{
-        address_book::{AddressBook, Source},
+        address_book::{AddressBook, Source, without_peer_id},
         heartbeat::Rejection,
     },
     metrics::Metrics,
@@ -48,6 +48,10 @@ use crate::{
 
 /// Messages queued for the event loop before senders wait.
 const COMMAND_QUEUE: usize = 1024;
+
+/// Addresses callers gave for a peer that wait for a dial already under
+/// way to it to end; more are not kept.
+const MAX_UNTRIED_ADDRESSES: usize = 16;
 
 /// Callers waiting on dials to one peer; more get an error at once.
 const MAX_DIAL_WAITERS: usize = 4096;
@@ -324,12 +328,22 @@ impl Drop for SwarmState {
     }
 }
 
+/// Callers waiting for a connection to one peer, and the addresses they
+/// gave that no dial has tried yet: given while another dial to the peer
+/// (Kademlia's, say, with other addresses) was under way, they are tried
+/// when it fails.
+#[derive(Debug, Default)]
+struct PendingDial {
+    waiters: Vec<RpcReplyPort<DialResult>>,
+    untried: Vec<Multiaddr>,
+}
+
 /// The task that polls the swarm and applies commands.
 struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<SwarmMessage>,
     address_book: ActorRef<AddressBookMessage>,
-    dials: HashMap<PeerId, Vec<RpcReplyPort<DialResult>>>,
+    dials: HashMap<PeerId, PendingDial>,
     lookups: HashMap<kad::QueryId, (PeerId, RpcReplyPort<Vec<Multiaddr>>)>,
     gossip: GossipPort,
     /// Permits of GossipSub messages awaiting a verdict.
@@ -480,30 +494,51 @@ impl EventLoop {
             let _ = reply.send(Ok(()));
             return;
         }
-        let waiters = self.dials.entry(peer).or_default();
-        if waiters.len() >= MAX_DIAL_WAITERS {
+        let pending = self.dials.entry(peer).or_default();
+        if pending.waiters.len() >= MAX_DIAL_WAITERS {
             let _ = reply.send(Err(Arc::new(DialError::Aborted)));
             return;
         }
-        waiters.push(reply);
-        if waiters.len() > 1 {
-            return; // a dial to this peer is already under way
+        pending.waiters.push(reply);
+        for address in addresses {
+            if pending.untried.len() < MAX_UNTRIED_ADDRESSES && !pending.untried.contains(&address)
+            {
+                pending.untried.push(address);
+            }
         }
+        self.start_dial(peer);
+    }
+
+    /// Dials `peer` at the addresses its waiters gave (and those the
+    /// behaviours know), unless a dial to it is under way: then they are
+    /// tried if that one fails.
+    fn start_dial(&mut self, peer: PeerId) {
+        let untried = self
+            .dials
+            .get_mut(&peer)
+            .map(|p| std::mem::take(&mut p.untried))
+            .unwrap_or_default();
         let opts = DialOpts::peer_id(peer)
-            .addresses(addresses)
+            .addresses(untried.clone())
             .extend_addresses_through_behaviour()
             .condition(PeerCondition::DisconnectedAndNotDialing)
             .build();
         match self.swarm.dial(opts) {
+            Ok(()) => {}
             // Another dial to the peer is under way (the connection upkeep,
-            // a bootstrap): its outcome answers these waiters too.
-            Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => {}
+            // a bootstrap, Kademlia): its success answers these waiters
+            // too; if it fails, these addresses are tried.
+            Err(DialError::DialPeerConditionFalse(_)) => {
+                if let Some(pending) = self.dials.get_mut(&peer) {
+                    pending.untried = untried;
+                }
+            }
             Err(error) => self.finish_dials(peer, Err(Arc::new(error))),
         }
     }
 
     fn finish_dials(&mut self, peer: PeerId, result: DialResult) {
-        for waiter in self.dials.remove(&peer).unwrap_or_default() {
+        for waiter in self.dials.remove(&peer).unwrap_or_default().waiters {
             let _ = waiter.send(result.clone());
         }
     }
@@ -616,7 +651,9 @@ impl EventLoop {
             } => {
                 self.relays.reserved(listener_id);
                 let peer = *self.swarm.local_peer_id();
-                tracing::info!("listening on {address}/p2p/{peer}");
+                // A circuit address ends in the node's own peer id already.
+                let full = address.clone().with_p2p(peer).unwrap_or_else(|a| a);
+                tracing::info!("listening on {full}");
                 self.listen_addrs.add(address);
                 self.advertise();
             }
@@ -717,7 +754,25 @@ impl EventLoop {
                         .cast(AddressBookMessage::DialFailed { peer, addresses });
                 }
                 if !self.swarm.is_connected(&peer) {
-                    self.finish_dials(peer, Err(Arc::new(error)));
+                    // Addresses a caller gave while this dial was under way
+                    // (those it did not try) get their own dial.
+                    let tried: Vec<Multiaddr> = match &error {
+                        DialError::Transport(failed) => failed
+                            .iter()
+                            .map(|(a, _)| without_peer_id(a.clone()))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    let untried = self.dials.get_mut(&peer).map(|p| {
+                        p.untried
+                            .retain(|a| !tried.contains(&without_peer_id(a.clone())));
+                        !p.untried.is_empty()
+                    });
+                    if untried == Some(true) {
+                        self.start_dial(peer);
+                    } else {
+                        self.finish_dials(peer, Err(Arc::new(error)));
+                    }
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -867,6 +922,12 @@ impl EventLoop {
         }
         for address in wanted.iter().filter(|a| !self.advertised.contains(a)) {
             self.swarm.add_external_address(address.clone());
+        }
+        if wanted != self.advertised {
+            // Connected peers hear of it now (a new circuit address, say),
+            // not at their next identify.
+            let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+            self.swarm.behaviour_mut().identify.push(peers);
         }
         self.advertised = wanted;
     }

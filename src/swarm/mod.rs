@@ -15,7 +15,7 @@ pub(crate) mod relays;
 pub mod security;
 pub(crate) mod woken;
 
-use std::{sync::Arc, time::Duration};
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use libp2p::{
     StreamProtocol, Swarm, SwarmBuilder, autonat, connection_limits,
@@ -49,6 +49,11 @@ const MAX_PENDING_INBOUND: u32 = 64;
 /// NAT) must fail before that, or the asking node never learns that it is
 /// unreachable.
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(7);
+
+/// How often AutoNAT v2 looks for untested candidate addresses (libp2p's
+/// default: 5 s). Each address is tested once, so a short interval costs
+/// nothing once they are; it makes a node behind NAT find out sooner.
+const AUTONAT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Established connections to one peer at most.
 const MAX_CONNECTIONS_PER_PEER: u32 = 4;
@@ -84,9 +89,25 @@ pub(crate) struct Behaviour {
 }
 
 /// A relay server's limits: circuits long and large enough for the
-/// framework's largest call (a 4 MiB request and a 4 MiB response), and a
-/// bounded number of reservations and circuits.
+/// framework's largest call (a 4 MiB request and a 4 MiB response), a
+/// bounded number of reservations and circuits, and rate limits (token
+/// buckets) for many peers behind one IP address, as in a data centre or
+/// behind a carrier's NAT:
+///
+/// | limit | value | libp2p's default |
+/// |---|---|---|
+/// | reservations | 128, 4 per peer | the same |
+/// | circuits | 64, 8 per peer | 16, 4 per peer |
+/// | circuit duration, data | 10 min, 64 MiB each way | 2 min, 128 KiB |
+/// | reservations per peer | 30, then 1 per 2 min | the same |
+/// | reservations per IP address | 600, then 1 per s | 60, then 1 per min |
+/// | circuits per source peer | 30, then 1 per 10 s | 30, then 1 per 2 min |
+/// | circuits per source IP address | 600, then 10 per s | 60, then 1 per min |
+///
+/// A circuit over a limit is refused: the caller's dial fails with the
+/// relay's "resource limit exceeded".
 pub fn relay_server_config() -> relay::Config {
+    let per = |limit: u32| NonZeroU32::new(limit).expect("not zero");
     relay::Config {
         max_reservations: 128,
         max_reservations_per_peer: 4,
@@ -94,8 +115,14 @@ pub fn relay_server_config() -> relay::Config {
         max_circuits_per_peer: 8,
         max_circuit_duration: Duration::from_secs(10 * 60),
         max_circuit_bytes: 64 * 1024 * 1024,
+        reservation_rate_limiters: Vec::new(),
+        circuit_src_rate_limiters: Vec::new(),
         ..relay::Config::default()
     }
+    .reservation_rate_per_peer(per(30), Duration::from_secs(120))
+    .reservation_rate_per_ip(per(600), Duration::from_secs(1))
+    .circuit_src_per_peer(per(30), Duration::from_secs(10))
+    .circuit_src_per_ip(per(600), Duration::from_millis(100))
 }
 
 /// A node's swarm, built and with its listeners bound: the argument of the
@@ -222,7 +249,11 @@ pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartErro
                     .hole_punching
                     .then(|| dcutr::Behaviour::new(peer))
                     .into(),
-                autonat_client: autonat::v2::client::Behaviour::default(),
+                autonat_client: autonat::v2::client::Behaviour::new(
+                    rand::make_rng::<rand::rngs::StdRng>(),
+                    autonat::v2::client::Config::default()
+                        .with_probe_interval(AUTONAT_PROBE_INTERVAL),
+                ),
                 autonat_server: autonat::v2::server::Behaviour::default(),
             })
         })

@@ -194,13 +194,5 @@ pub fn spawn_listening(command: &mut std::process::Command) -> (std::process::Ch
     (child, address)
 }
 
-/// A child process killed (and reaped) when dropped, so a failing test
-/// leaves nothing running.
-pub struct KillOnDrop(pub std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+#[allow(unused_imports)]
+pub use netns::KillOnDrop;

@@ -6,13 +6,25 @@
 //! Needs root (CI runs as root; `.ci/run` installs `iproute2`). Without
 //! it a test fails with one line saying why, unless `SUBNET_SKIP_NETNS=1`
 //! is set, in which case [`bridge`] returns `None` and the test returns.
+//!
+//! Also used by the NAT benchmark (`examples/nat.rs`).
 
 use std::{
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-use super::KillOnDrop;
+/// A child process killed (and reaped) when dropped, so a failing test
+/// leaves nothing running.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 static BEDS: AtomicUsize = AtomicUsize::new(0);
 
