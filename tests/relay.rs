@@ -77,3 +77,65 @@ async fn a_call_through_a_relay_is_relayed_in_the_handlers_context() {
     let response = client.call(&address, TaskRequest::default()).await.unwrap();
     assert_eq!(&response.result[..], b"direct");
 }
+
+#[tokio::test]
+async fn a_call_cut_by_the_relays_data_limit_fails_naming_the_circuit() {
+    let loopback: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
+    // A relay that lets 64 KiB through per circuit.
+    let limits = subnet::swarm::relay_server_config();
+    let limits = libp2p::relay::Config {
+        max_circuit_bytes: 64 * 1024,
+        ..limits
+    };
+    let relay = Node::builder()
+        .listen(loopback)
+        .relay_server_with(limits)
+        .build()
+        .await
+        .unwrap();
+    let relay_address = relay.addresses()[0].clone();
+    let server = Node::builder()
+        .relay(relay_address.clone())
+        .hole_punching(false)
+        .build()
+        .await
+        .unwrap();
+    server.register(Path).await.unwrap();
+    eventually(Duration::from_secs(20), || {
+        let server = server.clone();
+        async move {
+            server
+                .addresses()
+                .iter()
+                .any(|a| a.to_string().contains("/p2p-circuit"))
+        }
+    })
+    .await;
+    let circuit: Multiaddr = format!("{relay_address}/p2p-circuit/p2p/{}", server.peer_id())
+        .parse()
+        .unwrap();
+    let caller = Node::builder().hole_punching(false).build().await.unwrap();
+    let client = caller
+        .client::<Path>()
+        .with_config(Config::default().with_call_timeout(Duration::from_secs(10)));
+    // A small call fits.
+    let called = client
+        .call_detailed(circuit.clone(), TaskRequest::default())
+        .await
+        .unwrap();
+    assert!(called.relayed);
+    // 256 KiB does not: the relay ends the circuit mid-call.
+    let big = TaskRequest {
+        task_id: "big".into(),
+        payload: vec![7; 256 * 1024].into(),
+    };
+    let error = client.call(circuit, big).await.unwrap_err();
+    assert!(
+        matches!(error, subnet::CallError::CircuitClosed { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("relay closed the circuit"),
+        "{error}"
+    );
+}

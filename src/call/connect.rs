@@ -81,7 +81,13 @@ impl Connector {
         })
         .await?
         .map(|body| (body, progress.relayed()))
-        .map_err(|error| exchange_failed(peer, protocol, error))
+        .map_err(|error| match exchange_failed(peer, protocol, error) {
+            // A relayed connection that ends mid-call: its relay closed it.
+            CallError::ConnectionLost { peer, phase } if progress.relayed() => {
+                CallError::CircuitClosed { peer, phase }
+            }
+            other => other,
+        })
     }
 
     /// Runs `attempt` (opening a stream on a connection to the destination),

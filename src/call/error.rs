@@ -107,6 +107,23 @@ pub enum CallError {
         /// What the call was doing: [`Phase::Write`] or [`Phase::Read`].
         phase: Phase,
     },
+    /// The call ran over a relayed connection (`/p2p-circuit`) that ended
+    /// while the call was under way: the relay closed the circuit at one of
+    /// its limits (a circuit's duration or data: 10 min and 64 MiB each way
+    /// on a `subnet` relay, 2 min and 128 KiB on one with rust-libp2p's
+    /// defaults; see [`relay_server_config`]), or it lost a connection.
+    /// The request may or may not have reached the peer's handler.
+    ///
+    /// [`relay_server_config`]: crate::swarm::relay_server_config
+    #[error(
+        "the relayed connection to {peer} ended while {phase}: the relay closed the circuit (at its limit of time or data per circuit, or it lost a connection)"
+    )]
+    CircuitClosed {
+        /// The peer.
+        peer: PeerId,
+        /// What the call was doing: [`Phase::Write`] or [`Phase::Read`].
+        phase: Phase,
+    },
     /// The remote closed or reset the stream without answering. The wire
     /// format has no error frame, so this is how a peer refuses a request
     /// (for example over capacity) or reports that its handler failed.
@@ -158,6 +175,7 @@ impl CallError {
             CallError::RequestTooLarge { .. } => "too_large",
             CallError::Refused { .. } => "refused",
             CallError::ConnectionLost { .. } => "connection_lost",
+            CallError::CircuitClosed { .. } => "circuit_closed",
             CallError::MalformedResponse { .. } | CallError::Decode { .. } => "malformed",
             CallError::NodeStopped => "stopped",
         }

@@ -53,7 +53,7 @@ pub struct NodeBuilder {
     max_inbound_connections: u32,
     lazy_negotiation: bool,
     shutdown_grace: Duration,
-    relay_server: bool,
+    relay_server: Option<libp2p::relay::Config>,
     relays: Vec<Multiaddr>,
     external: Vec<Multiaddr>,
     hole_punching: bool,
@@ -81,7 +81,7 @@ impl Default for NodeBuilder {
             max_inbound_connections: Self::DEFAULT_MAX_INBOUND_CONNECTIONS,
             lazy_negotiation: false,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
-            relay_server: false,
+            relay_server: None,
             relays: Vec::new(),
             external: Vec::new(),
             hole_punching: true,
@@ -252,7 +252,17 @@ impl NodeBuilder {
     /// through it. Limits: [`crate::swarm::relay_server_config`] (128
     /// reservations, 64 circuits, each up to 10 min and 64 MiB).
     pub fn relay_server(mut self, on: bool) -> Self {
-        self.relay_server = on;
+        self.relay_server = on.then(crate::swarm::relay_server_config);
+        self
+    }
+
+    /// Relays for other peers with limits of one's own (rust-libp2p's
+    /// `relay::Config`). A call over a circuit that reaches one (its
+    /// duration or data) fails with [`CallError::CircuitClosed`].
+    ///
+    /// [`CallError::CircuitClosed`]: crate::CallError::CircuitClosed
+    pub fn relay_server_with(mut self, config: libp2p::relay::Config) -> Self {
+        self.relay_server = Some(config);
         self
     }
 
@@ -329,7 +339,7 @@ impl NodeBuilder {
         self.start(Some(supervisor)).await
     }
 
-    async fn start(self, parent: Option<ActorCell>) -> Result<Node, StartError> {
+    async fn start(mut self, parent: Option<ActorCell>) -> Result<Node, StartError> {
         self.check_relays()?;
         let keypair = self.keypair.unwrap_or_else(Keypair::generate_ed25519);
         let peer_id = keypair.public().to_peer_id();
@@ -369,7 +379,7 @@ impl NodeBuilder {
             gossipsub_protocol: self.gossipsub_protocol.clone(),
             max_inbound_connections: self.max_inbound_connections,
             lazy_negotiation: self.lazy_negotiation,
-            relay_server: self.relay_server,
+            relay_server: self.relay_server.take(),
             hole_punching: self.hole_punching,
             topics: self
                 .heartbeat

@@ -159,8 +159,8 @@ pub(crate) struct SwarmOptions {
     pub(crate) max_inbound_connections: u32,
     /// Multistream-select V1-lazy for outbound streams.
     pub(crate) lazy_negotiation: bool,
-    /// Whether to relay for others.
-    pub(crate) relay_server: bool,
+    /// Relaying for others, with these limits.
+    pub(crate) relay_server: Option<relay::Config>,
     /// Whether to upgrade relayed connections by hole punching (DCUtR).
     pub(crate) hole_punching: bool,
 }
@@ -168,7 +168,7 @@ pub(crate) struct SwarmOptions {
 /// Builds a swarm: TCP + Noise + yamux and QUIC, with identify, ping,
 /// GossipSub (signed, strict, application-validated) and, if asked,
 /// Kademlia in server mode under the subnet's own protocol name.
-pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartError> {
+pub(crate) fn build(mut options: SwarmOptions) -> Result<Swarm<Behaviour>, StartError> {
     let transport = |e: &dyn std::fmt::Display| StartError::Transport(e.to_string().into());
     // Keep messages cached for at least 5 s whatever the mesh heartbeat, so
     // that a validation verdict never arrives after its message was evicted.
@@ -243,7 +243,8 @@ pub(crate) fn build(options: SwarmOptions) -> Result<Swarm<Behaviour>, StartErro
                 relay_client,
                 relay_server: options
                     .relay_server
-                    .then(|| relay::Behaviour::new(peer, relay_server_config()))
+                    .take()
+                    .map(|config| relay::Behaviour::new(peer, config))
                     .into(),
                 dcutr: options
                     .hole_punching
