@@ -367,7 +367,9 @@ impl NodeBuilder {
             .as_ref()
             .map(|h| (h.interval() / 2).clamp(Duration::from_millis(50), Duration::from_secs(1)))
             .unwrap_or(Duration::from_secs(1));
+        let listen_addrs = ListenAddresses::with_external(self.external.clone());
         let mut swarm = swarm::build(SwarmOptions {
+            listen_addrs: listen_addrs.clone(),
             keypair,
             shared: shared.clone(),
             gate: gate.clone(),
@@ -403,7 +405,6 @@ impl NodeBuilder {
         // once it reported one other hosts can reach, or, on a machine that
         // has only loopback, shortly after its first (the swarm actor
         // records any later ones).
-        let listen_addrs = ListenAddresses::with_external(self.external.clone());
         let deadline = tokio::time::Instant::now() + Self::LISTEN_TIMEOUT;
         let mut settled: Option<tokio::time::Instant> = None;
         let mut reported = HashSet::new();

@@ -7,10 +7,13 @@
 //! - [`addresses`]: the node's listen addresses, kept current, and whether
 //!   it can be reached.
 //! - `relays`: the relays the node holds reservations on.
+//! - `dial_back`: the AutoNAT server, kept from dialing where a remote peer
+//!   must not make the node dial.
 //! - [`security`]: Noise under the Python template's protocol names.
 //! - `woken`: behaviours whose connection handlers are polled only when woken.
 
 pub mod addresses;
+pub(crate) mod dial_back;
 pub(crate) mod relays;
 pub mod security;
 pub(crate) mod woken;
@@ -28,7 +31,7 @@ use libp2p::{
     tcp, yamux,
 };
 
-use self::{security::NamedNoise, woken::Woken};
+use self::{dial_back::DialBackGuard, security::NamedNoise, woken::Woken};
 use crate::{
     error::StartError,
     streams::{self, Shared, gate::Gate},
@@ -84,8 +87,8 @@ pub(crate) struct Behaviour {
     /// unreachable (see `Reachability`).
     pub(crate) autonat_client: autonat::v2::client::Behaviour,
     /// AutoNAT v2, answering side: dials a peer back at an address it
-    /// asks about (only at the IP address its connection comes from).
-    pub(crate) autonat_server: autonat::v2::server::Behaviour,
+    /// asks about (none on this host, no name: see `dial_back`).
+    pub(crate) autonat_server: DialBackGuard,
 }
 
 /// A relay server's limits: circuits long and large enough for the
@@ -140,6 +143,9 @@ impl std::fmt::Debug for Built {
 /// How to build a node's swarm.
 #[derive(Debug)]
 pub(crate) struct SwarmOptions {
+    /// The node's addresses (the AutoNAT server asks whether they are all
+    /// local).
+    pub(crate) listen_addrs: addresses::ListenAddresses,
     pub(crate) keypair: Keypair,
     pub(crate) shared: Arc<Shared>,
     pub(crate) gate: Gate,
@@ -255,7 +261,7 @@ pub(crate) fn build(mut options: SwarmOptions) -> Result<Swarm<Behaviour>, Start
                     autonat::v2::client::Config::default()
                         .with_probe_interval(AUTONAT_PROBE_INTERVAL),
                 ),
-                autonat_server: autonat::v2::server::Behaviour::default(),
+                autonat_server: DialBackGuard::new(options.listen_addrs.clone()),
             })
         })
         .map_err(|e| transport(&e))?
