@@ -182,8 +182,23 @@ pub enum ServeError {
     },
 }
 
+/// Every outcome a served request is counted under (`ok` and each
+/// [`ServeError`]'s label).
+pub(crate) const SERVE_OUTCOMES: [&str; 10] = [
+    "ok",
+    "closed",
+    "io",
+    "malformed",
+    "timeout",
+    "handler_error",
+    "handler_deadline",
+    "too_large",
+    "panic",
+    "stopping",
+];
+
 impl ServeError {
-    /// A short, bounded label for metrics.
+    /// A short, bounded label for metrics (one of [`SERVE_OUTCOMES`]).
     pub(crate) fn outcome(&self) -> &'static str {
         match self {
             ServeError::Request {

@@ -23,7 +23,7 @@ pub use destination::{Destination, DestinationError};
 pub use discovery::{address_book, heartbeat, peer_exchange, registry};
 pub use error::{HandlerError, RegisterError, ServeError, StartError};
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol, identity::Keypair};
-pub use node::{Node, NodeBuilder};
+pub use node::{Health, Node, NodeBuilder};
 pub use protocol::{Config, Protocol};
 pub use streams::{InboundStream, MAX_OUTBOUND_STREAMS_PER_CONNECTION, NotMember, OutboundStream};
 pub use swarm::{addresses::Reachability, security};

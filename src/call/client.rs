@@ -60,8 +60,10 @@ impl<P: Protocol> std::fmt::Debug for Client<P> {
 
 impl<P: Protocol> Client<P> {
     pub(crate) fn new(connector: Arc<Connector>, metrics: &Metrics, config: Config) -> Self {
+        let metrics = metrics.requests(P::ID, Direction::Outbound);
+        metrics.preregister(&super::error::CALL_OUTCOMES);
         Self {
-            metrics: metrics.requests(P::ID, Direction::Outbound),
+            metrics,
             connector,
             config,
             protocol: StreamProtocol::new(P::ID),

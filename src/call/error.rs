@@ -162,8 +162,26 @@ impl From<std::convert::Infallible> for CallError {
     }
 }
 
+/// Every outcome a call is counted under (`ok` and each
+/// [`CallError`]'s label).
+pub(crate) const CALL_OUTCOMES: [&str; 13] = [
+    "ok",
+    "invalid_destination",
+    "no_address",
+    "dial_failed",
+    "unsupported",
+    "timeout",
+    "io",
+    "too_large",
+    "refused",
+    "connection_lost",
+    "circuit_closed",
+    "malformed",
+    "stopped",
+];
+
 impl CallError {
-    /// A short, bounded label for metrics.
+    /// A short, bounded label for metrics (one of [`CALL_OUTCOMES`]).
     pub(crate) fn outcome(&self) -> &'static str {
         match self {
             CallError::InvalidDestination(_) => "invalid_destination",

@@ -120,6 +120,18 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Every reason.
+    pub const ALL: [Rejection; 8] = [
+        Rejection::Oversized,
+        Rejection::Malformed,
+        Rejection::Forged,
+        Rejection::WrongSubnet,
+        Rejection::Stale,
+        Rejection::Replayed,
+        Rejection::BadAddresses,
+        Rejection::Overloaded,
+    ];
+
     /// A short lowercase name, for logs and metrics.
     pub fn name(self) -> &'static str {
         match self {

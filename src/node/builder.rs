@@ -8,7 +8,7 @@ use std::{
 };
 
 use futures::StreamExt;
-use libp2p::{Multiaddr, identity::Keypair, swarm::SwarmEvent};
+use libp2p::{Multiaddr, PeerId, identity::Keypair, swarm::SwarmEvent};
 use ractor::{Actor, ActorCell, ActorRef, OutputPort};
 
 use super::{Inner, Node};
@@ -353,7 +353,13 @@ impl NodeBuilder {
                 }),
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let bootstrap_peers: Vec<PeerId> = bootstrap
+            .iter()
+            .map(|(peer, _)| *peer)
+            .filter(|peer| *peer != peer_id)
+            .collect();
         let metrics = Metrics::new(&self.metrics_label);
+        metrics.preregister();
         let shared = Arc::new(Shared::new(metrics.clone()));
         let book = AddressBook::default();
         let gate = if self.gating {
@@ -546,6 +552,8 @@ impl NodeBuilder {
                 connector,
                 metrics: metrics.clone(),
                 shutdown_grace: self.shutdown_grace,
+                listens: !self.listen.is_empty(),
+                bootstrap: bootstrap_peers.into(),
             }),
         };
         if self.peer_exchange {

@@ -2,6 +2,7 @@
 //! starting a node is `builder.rs`; a call's path is `src/call/`.
 
 mod builder;
+mod health;
 
 use std::{sync::Arc, time::Duration};
 
@@ -9,7 +10,7 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use ractor::{Actor, ActorCell, ActorRef};
 use tokio::{sync::broadcast, time::Instant};
 
-pub use self::builder::NodeBuilder;
+pub use self::{builder::NodeBuilder, health::Health};
 use crate::{
     actors::{
         address_book::AddressBookMessage,
@@ -55,6 +56,10 @@ struct Inner {
     connector: Arc<Connector>,
     metrics: Metrics,
     shutdown_grace: Duration,
+    /// Whether it was given addresses to listen on.
+    listens: bool,
+    /// Its bootstrap peers (itself left out).
+    bootstrap: Arc<[PeerId]>,
 }
 
 impl Node {
@@ -89,6 +94,23 @@ impl Node {
     /// [`Reachability::Private`]: crate::swarm::addresses::Reachability::Private
     pub fn reachability(&self) -> crate::swarm::addresses::Reachability {
         self.inner.listen_addrs.reachability()
+    }
+
+    /// The node's health, for probes: whether its actors are alive and
+    /// whether it is ready (see [`Health`]). The metrics server serves it
+    /// at `/healthz` and `/readyz` once told to watch it
+    /// ([`MetricsServer::watch`](crate::metrics::MetricsServer::watch)).
+    pub fn health(&self) -> Health {
+        let inner = &self.inner;
+        Health {
+            peer_id: inner.peer_id,
+            supervisor: inner.supervisor.get_cell(),
+            actors: inner.actors.clone(),
+            listen_addrs: inner.listen_addrs.clone(),
+            shared: inner.shared.clone(),
+            listens: inner.listens,
+            bootstrap: inner.bootstrap.clone(),
+        }
     }
 
     /// The node's root actor, to supervise or stop it from an actor system.
@@ -185,12 +207,15 @@ impl Node {
         if self.inner.shared.routes.contains(&id) {
             return Err(RegisterError::AlreadyRegistered(id));
         }
+        let metrics = self.inner.metrics.requests(P::ID, Direction::Inbound);
+        metrics.preregister(&crate::error::SERVE_OUTCOMES);
+        self.inner.metrics.preregister_refusals(P::ID);
         let actor = ProtocolActor {
             handler: Arc::new(protocol),
             config: config.clone(),
             shared: self.inner.shared.clone(),
             grace: self.inner.shutdown_grace,
-            metrics: self.inner.metrics.requests(P::ID, Direction::Inbound),
+            metrics,
         };
         if let Err(error) =
             Actor::spawn_linked(None, actor, (), self.inner.supervisor.get_cell()).await

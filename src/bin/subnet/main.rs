@@ -420,11 +420,17 @@ async fn node(args: NodeArgs) -> Result<(), String> {
     for address in &config.external_addresses {
         builder = builder.external_address(parse_multiaddr(address, "external address")?);
     }
-    if let Some(address) = config.metrics {
-        subnet::metrics::serve_prometheus(address)
-            .map_err(|e| format!("cannot serve metrics on {address}: {e}"))?;
-    }
+    let server = match config.metrics {
+        Some(address) => Some(
+            subnet::metrics::serve_prometheus(address)
+                .map_err(|e| format!("cannot serve metrics on {address}: {e}"))?,
+        ),
+        None => None,
+    };
     let node = start(builder).await?;
+    if let Some(server) = &server {
+        server.watch(node.health());
+    }
     // One list can serve a whole subnet: a node skips its own entry, and a
     // node that is itself a bootstrap peer starts even if the others are
     // not up yet. Any other node needs at least one of them.

@@ -8,6 +8,20 @@
 //! `"0"`): give each node of a process its own. Other labels carry bounded
 //! values only: ids of registered protocols, directions, outcomes, reasons,
 //! sources — never a peer id or an address.
+//!
+//! Every family and every label set known in advance exists from a node's
+//! start (counters at 0, gauges at their value): the node's own at
+//! `NodeBuilder::build`, a protocol's when it is registered, a client's
+//! when it is made. A dashboard panel on a quiet node shows 0, not "No
+//! data", and `rate()` sees the first increment. Install the recorder
+//! before building nodes.
+//!
+//! [`serve_prometheus`] installs the recorder and serves `/metrics`,
+//! `/healthz` and `/readyz` (`server.rs`).
+
+mod server;
+
+pub use self::server::{MetricsServer, ServeMetricsError, serve_prometheus};
 
 use std::{
     sync::{Arc, RwLock},
@@ -59,6 +73,14 @@ pub const REQUESTS_RELAYED: &str = "subnet_requests_relayed_total";
 pub const ACTOR_FAILURES: &str = "subnet_actor_failures_total";
 /// Actors restarted by their supervisor, by actor kind.
 pub const ACTOR_RESTARTS: &str = "subnet_actor_restarts_total";
+/// Always 1, labelled with the framework's version.
+pub const BUILD_INFO: &str = "subnet_build_info";
+
+/// The kinds of actor `subnet_actor_failures_total` and
+/// `subnet_actor_restarts_total` name.
+const ACTOR_KINDS: [&str; 5] = ["swarm", "address_book", "heartbeat", "protocol", "request"];
+/// Transports of `subnet_connections_total`.
+const TRANSPORTS: [&str; 4] = ["tcp", "quic", "relay", "other"];
 
 /// Buckets of [`REQUEST_DURATION`]: 100 µs to 10 s.
 pub const LATENCY_BUCKETS: [f64; 16] = [
@@ -71,16 +93,6 @@ pub fn prometheus_builder() -> PrometheusBuilder {
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &LATENCY_BUCKETS)
         .expect("buckets are not empty")
-}
-
-/// Installs the process-wide Prometheus recorder and serves `/metrics` at
-/// `address` (on the current tokio runtime), with every metric described.
-pub fn serve_prometheus(
-    address: std::net::SocketAddr,
-) -> Result<(), metrics_exporter_prometheus::BuildError> {
-    prometheus_builder().with_http_listener(address).install()?;
-    describe();
-    Ok(())
 }
 
 /// Describes every metric (HELP and unit) to the installed recorder.
@@ -129,6 +141,7 @@ pub fn describe() {
     );
     describe_counter!(ACTOR_FAILURES, "Actors that failed, by kind");
     describe_counter!(ACTOR_RESTARTS, "Actors restarted, by kind");
+    describe_gauge!(BUILD_INFO, "Always 1; the version label says which");
 }
 
 /// Which side of a request this node is on.
@@ -184,6 +197,57 @@ impl Metrics {
     /// The node label.
     pub fn label(&self) -> &str {
         &self.node
+    }
+
+    /// Registers every series of the node known in advance, at 0 (gauges
+    /// at their value), and `subnet_build_info`.
+    pub(crate) fn preregister(&self) {
+        let node = &self.node;
+        gauge!(BUILD_INFO, "node" => node.clone(), "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        for direction in ["inbound", "outbound"] {
+            for transport in TRANSPORTS {
+                counter!(CONNECTIONS, "node" => node.clone(), "direction" => direction, "transport" => transport).increment(0);
+            }
+        }
+        gauge!(CONNECTED_PEERS, "node" => node.clone()).increment(0.0);
+        for source in crate::discovery::address_book::Source::ALL {
+            gauge!(ADDRESS_BOOK_PEERS, "node" => node.clone(), "source" => source.name())
+                .increment(0.0);
+        }
+        for result in ["hit", "miss"] {
+            counter!(ADDRESS_BOOK_LOOKUPS, "node" => node.clone(), "result" => result).increment(0);
+        }
+        counter!(ADDRESS_BOOK_EXPIRED, "node" => node.clone()).increment(0);
+        counter!(HEARTBEATS_PUBLISHED, "node" => node.clone()).increment(0);
+        counter!(HEARTBEATS_RECEIVED, "node" => node.clone()).increment(0);
+        for reason in crate::discovery::heartbeat::Rejection::ALL {
+            counter!(HEARTBEATS_REJECTED, "node" => node.clone(), "reason" => reason.name())
+                .increment(0);
+        }
+        for role in ["asked", "answered"] {
+            for result in ["found", "empty"] {
+                counter!(PEER_EXCHANGE, "node" => node.clone(), "role" => role, "result" => result)
+                    .increment(0);
+            }
+        }
+        for result in ["found", "not_found"] {
+            counter!(KADEMLIA_LOOKUPS, "node" => node.clone(), "result" => result).increment(0);
+        }
+        for result in ["direct", "failed"] {
+            counter!(HOLE_PUNCHES, "node" => node.clone(), "result" => result).increment(0);
+        }
+        for actor in ACTOR_KINDS {
+            counter!(ACTOR_FAILURES, "node" => node.clone(), "actor" => actor).increment(0);
+            counter!(ACTOR_RESTARTS, "node" => node.clone(), "actor" => actor).increment(0);
+        }
+    }
+
+    /// Registers the refusals of a newly registered protocol, at 0.
+    pub(crate) fn preregister_refusals(&self, protocol: &str) {
+        for reason in [RefusalReason::OverCapacity, RefusalReason::NotRegistered] {
+            counter!(INBOUND_REFUSED, "node" => self.node.clone(), "protocol" => protocol.to_owned(), "reason" => reason.label())
+                .increment(0);
+        }
     }
 
     pub(crate) fn inbound_refused(&self, protocol: &impl AsRef<str>, reason: RefusalReason) {
@@ -330,6 +394,25 @@ impl RequestMetrics {
         });
         *keys.handles.write().unwrap_or_else(|e| e.into_inner()) = Some(handles.clone());
         handles
+    }
+
+    /// Registers this protocol's series in this direction, with every
+    /// outcome in `outcomes`, at 0.
+    pub(crate) fn preregister(&self, outcomes: &[&'static str]) {
+        let handles = self.handles();
+        handles.in_flight.increment(0.0);
+        handles.request_bytes.increment(0);
+        handles.response_bytes.increment(0);
+        handles.relayed.increment(0);
+        let keys = &self.0;
+        let mut known = handles.outcomes.write().unwrap_or_else(|e| e.into_inner());
+        for outcome in outcomes {
+            if !known.iter().any(|(name, _)| name == outcome) {
+                let counter = counter!(REQUESTS, "node" => keys.node.clone(), "protocol" => keys.protocol, "direction" => keys.direction, "outcome" => *outcome);
+                counter.increment(0);
+                known.push((outcome, counter));
+            }
+        }
     }
 
     /// Counts a request in flight until the guard drops.
