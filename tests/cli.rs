@@ -405,3 +405,34 @@ fn call_resolves_a_dns_name() {
     );
     assert_eq!(stdout(&call), "BY NAME");
 }
+
+#[test]
+fn a_node_logs_json_lines_when_asked_by_flag_or_config() {
+    let dir = common::temp_dir("cli-json-logs");
+    let config = dir.join("node.toml");
+    std::fs::write(&config, "log_format = \"json\"\n").unwrap();
+    for args in [
+        vec!["--log-format", "json"],
+        vec!["--config", config.to_str().unwrap()],
+    ] {
+        let mut child = KillOnDrop(
+            Command::new(BIN)
+                .arg("node")
+                .args(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut line = String::new();
+        BufReader::new(child.0.stderr.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let entry: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{args:?}: {e}: {line}"));
+        assert!(entry["level"].is_string(), "{line}");
+        assert!(entry["fields"]["message"].is_string(), "{line}");
+    }
+    let bad = subnet(&["node", "--log-format", "xml"]);
+    assert!(!bad.status.success());
+}

@@ -46,6 +46,8 @@ pub(crate) struct NodeConfig {
     pub(crate) kademlia: Option<bool>,
     /// Upgrade relayed connections by hole punching, DCUtR (default true).
     pub(crate) hole_punching: Option<bool>,
+    /// `"text"` (default) or `"json"`: how log lines are written.
+    pub(crate) log_format: Option<super::LogFormat>,
 }
 
 impl NodeConfig {

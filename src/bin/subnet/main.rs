@@ -145,6 +145,20 @@ struct NodeArgs {
     /// Never upgrade relayed connections by hole punching (DCUtR).
     #[arg(long)]
     no_hole_punching: bool,
+    /// Log lines as text (default) or as JSON objects, one per line, for
+    /// log shippers.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+/// How log lines are written (stderr).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line: timestamp, level, target, fields, spans.
+    Json,
 }
 
 /// How long `call` and `peers` wait for an answer.
@@ -164,19 +178,33 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                let level = if matches!(cli.command, Command::Node(_)) {
-                    "subnet=info,warn,libp2p_kad=error"
-                } else {
-                    "warn"
-                };
-                level.into()
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        let level = if matches!(cli.command, Command::Node(_)) {
+            "subnet=info,warn,libp2p_kad=error"
+        } else {
+            "warn"
+        };
+        level.into()
+    });
+    // The flag, else the config file's `log_format` (read again, and any
+    // error in it reported, when the node starts).
+    let log_format = match &cli.command {
+        Command::Node(args) => args.log_format.or_else(|| {
+            args.config
+                .as_deref()
+                .and_then(|path| NodeConfig::read(path).ok())
+                .and_then(|config| config.log_format)
+        }),
+        _ => None,
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if log_format == Some(LogFormat::Json) {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -365,6 +393,7 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         peer_exchange: Some(!args.no_peer_exchange && file.peer_exchange.unwrap_or(true)),
         kademlia: Some(!args.no_kademlia && file.kademlia.unwrap_or(true)),
         hole_punching: Some(!args.no_hole_punching && file.hole_punching.unwrap_or(true)),
+        log_format: args.log_format.or(file.log_format),
     };
     let mut builder = Node::builder();
     if let Some(path) = &config.key {
