@@ -40,7 +40,7 @@ use crate::{
     metrics::Metrics,
     streams::shared::Shared,
     swarm::{
-        Behaviour, BehaviourEvent, Built,
+        Behaviour, BehaviourEvent, Built, Libp2pMetrics,
         addresses::{ListenAddresses, Reachability, Tested, is_circuit, is_local},
         relays::{Closed, Relays},
     },
@@ -243,8 +243,10 @@ impl Actor for SwarmActor {
     ) -> Result<SwarmState, ActorProcessingErr> {
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
         let (verdicts, reported) = mpsc::channel(MAX_PENDING_GOSSIP);
+        let Built(swarm, libp2p_metrics) = swarm;
         let event_loop = EventLoop {
-            swarm: swarm.0,
+            swarm,
+            libp2p_metrics,
             commands: receiver,
             address_book: self.address_book.clone(),
             dials: HashMap::new(),
@@ -341,6 +343,8 @@ struct PendingDial {
 /// The task that polls the swarm and applies commands.
 struct EventLoop {
     swarm: Swarm<Behaviour>,
+    /// rust-libp2p's metrics of the swarm's events.
+    libp2p_metrics: Libp2pMetrics,
     commands: mpsc::Receiver<SwarmMessage>,
     address_book: ActorRef<AddressBookMessage>,
     dials: HashMap<PeerId, PendingDial>,
@@ -584,6 +588,7 @@ impl EventLoop {
     }
 
     fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.record(&event);
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -789,6 +794,22 @@ impl EventLoop {
                     self.answer_closing();
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// Has rust-libp2p's metrics count `event`.
+    fn record(&self, event: &SwarmEvent<BehaviourEvent>) {
+        use libp2p::metrics::Recorder;
+        let metrics = &self.libp2p_metrics.recorder;
+        metrics.record(event);
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kademlia(e)) => metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayServer(e)) => metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => metrics.record(e),
             _ => {}
         }
     }

@@ -35,18 +35,19 @@ async fn get(port: u16, path: &str) -> (u16, String) {
     (status, body.to_owned())
 }
 
-/// Every metric name the dashboards query (histograms by their `_bucket`
-/// series).
-fn dashboard_metric_names() -> Vec<String> {
+/// Every metric name the dashboards query that starts with `prefix`
+/// (histograms by their `_bucket` series).
+fn dashboard_metric_names(prefix: &str) -> Vec<String> {
     let mut names = Vec::new();
     for file in ["overview.json", "discovery.json"] {
         let path = format!("{}/dashboards/{file}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(path).unwrap();
         let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // Rows have no targets.
         for panel in dashboard["panels"].as_array().unwrap() {
-            for target in panel["targets"].as_array().unwrap() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
                 let expr = target["expr"].as_str().unwrap();
-                for (i, _) in expr.match_indices("subnet_") {
+                for (i, _) in expr.match_indices(prefix) {
                     let name: String = expr[i..]
                         .chars()
                         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
@@ -59,6 +60,19 @@ fn dashboard_metric_names() -> Vec<String> {
         }
     }
     names
+}
+
+/// The names in `names` no sample of `exposition` has.
+fn absent(names: &[String], exposition: &str) -> Vec<String> {
+    names
+        .iter()
+        .filter(|name| {
+            !exposition
+                .lines()
+                .any(|l| l.starts_with(&format!("{name}{{")))
+        })
+        .cloned()
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,16 +101,9 @@ async fn a_fresh_node_has_every_dashboard_series_and_answers_health_probes() {
     // No call made, nothing happened: every dashboard series is there.
     let (status, exposition) = get(port, "/metrics").await;
     assert_eq!(status, 200);
-    let names = dashboard_metric_names();
-    assert!(names.len() >= 15, "{names:?}");
-    let missing: Vec<&String> = names
-        .iter()
-        .filter(|name| {
-            !exposition
-                .lines()
-                .any(|l| l.starts_with(&format!("{name}{{")))
-        })
-        .collect();
+    let names = dashboard_metric_names("subnet_");
+    assert!(names.len() >= 17, "{names:?}");
+    let missing = absent(&names, &exposition);
     assert!(missing.is_empty(), "absent from a fresh node: {missing:?}");
     assert!(
         exposition.contains(&format!(
@@ -126,6 +133,25 @@ async fn a_fresh_node_has_every_dashboard_series_and_answers_health_probes() {
         get(port, "/readyz").await == (200, "ready\n".into())
     })
     .await;
+
+    // Connected to its bootstrap peer, still no call made: rust-libp2p's
+    // series the dashboards query are there too (those with labels appear
+    // with their first event: a connection, an identify, a ping, a
+    // Kademlia routing update).
+    let names = dashboard_metric_names("libp2p_");
+    assert!(names.len() >= 8, "{names:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let missing = absent(&names, &get(port, "/metrics").await.1);
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "absent once connected: {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // B stopped: not alive.
     let health = b.health();

@@ -19,6 +19,7 @@
 //! [`serve_prometheus`] installs the recorder and serves `/metrics`,
 //! `/healthz` and `/readyz` (`server.rs`).
 
+pub mod libp2p_metrics;
 mod server;
 
 pub use self::server::{MetricsServer, ServeMetricsError, serve_prometheus};

@@ -5,7 +5,7 @@
 //!
 //! | path | 200 | 503 |
 //! |---|---|---|
-//! | `/metrics` | the exposition (`text/plain; version=0.0.4`) | — |
+//! | `/metrics` | the exposition (`text/plain; version=0.0.4`): the `subnet_` families, then rust-libp2p's (`libp2p_metrics`) | — |
 //! | `/healthz` | `ok`: every watched node's actors are alive | one line per node that is not |
 //! | `/readyz` | `ready`: every watched node is ready ([`Health::not_ready`]) | one line per node that is not, with why |
 //!
@@ -147,7 +147,7 @@ fn answer(
         "/metrics" => text(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            handle.render(),
+            handle.render() + &super::libp2p_metrics::render(),
         ),
         "/healthz" => {
             let dead: Vec<String> = watched()

@@ -374,7 +374,7 @@ impl NodeBuilder {
             .map(|h| (h.interval() / 2).clamp(Duration::from_millis(50), Duration::from_secs(1)))
             .unwrap_or(Duration::from_secs(1));
         let listen_addrs = ListenAddresses::with_external(self.external.clone());
-        let mut swarm = swarm::build(SwarmOptions {
+        let (mut swarm, libp2p_metrics) = swarm::build(SwarmOptions {
             listen_addrs: listen_addrs.clone(),
             keypair,
             shared: shared.clone(),
@@ -514,9 +514,15 @@ impl NodeBuilder {
         };
         let (supervisor, _) = match parent {
             Some(parent) => {
-                Actor::spawn_linked(None, supervisor, swarm::Built(swarm), parent).await?
+                Actor::spawn_linked(
+                    None,
+                    supervisor,
+                    swarm::Built(swarm, libp2p_metrics),
+                    parent,
+                )
+                .await?
             }
-            None => Actor::spawn(None, supervisor, swarm::Built(swarm)).await?,
+            None => Actor::spawn(None, supervisor, swarm::Built(swarm, libp2p_metrics)).await?,
         };
         // Dropped before the node is handed over (the caller gave up), the
         // guard stops the actors just started.

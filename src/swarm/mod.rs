@@ -130,7 +130,15 @@ pub fn relay_server_config() -> relay::Config {
 
 /// A node's swarm, built and with its listeners bound: the argument of the
 /// actor that owns it. Opaque outside the crate.
-pub struct Built(pub(crate) Swarm<Behaviour>);
+pub struct Built(pub(crate) Swarm<Behaviour>, pub(crate) Libp2pMetrics);
+
+/// rust-libp2p's metrics of one node: the recorder of its swarm's events,
+/// and the registry (labelled with the node's label) they are kept in,
+/// rendered by the metrics server while this lives.
+pub(crate) struct Libp2pMetrics {
+    pub(crate) recorder: libp2p::metrics::Metrics,
+    _registry: crate::metrics::libp2p_metrics::NodeRegistry,
+}
 
 impl std::fmt::Debug for Built {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -174,7 +182,9 @@ pub(crate) struct SwarmOptions {
 /// Builds a swarm: TCP + Noise + yamux and QUIC, with identify, ping,
 /// GossipSub (signed, strict, application-validated) and, if asked,
 /// Kademlia in server mode under the subnet's own protocol name.
-pub(crate) fn build(mut options: SwarmOptions) -> Result<Swarm<Behaviour>, StartError> {
+pub(crate) fn build(
+    mut options: SwarmOptions,
+) -> Result<(Swarm<Behaviour>, Libp2pMetrics), StartError> {
     let transport = |e: &dyn std::fmt::Display| StartError::Transport(e.to_string().into());
     // Keep messages cached for at least 5 s whatever the mesh heartbeat, so
     // that a validation verdict never arrives after its message was evicted.
@@ -191,6 +201,8 @@ pub(crate) fn build(mut options: SwarmOptions) -> Result<Swarm<Behaviour>, Start
         .max_transmit_size(MAX_GOSSIP_SIZE)
         .build()
         .map_err(|e| transport(&e))?;
+    let registry = crate::metrics::libp2p_metrics::node_registry(options.shared.metrics().label());
+    let mut libp2p_registry = registry.lock().expect("registry lock poisoned");
     let mut swarm = SwarmBuilder::with_existing_identity(options.keypair)
         .with_tokio()
         .with_tcp(
@@ -210,6 +222,8 @@ pub(crate) fn build(mut options: SwarmOptions) -> Result<Swarm<Behaviour>, Start
             yamux::Config::default,
         )
         .map_err(|e| transport(&e))?
+        // Bytes in and out per protocol stack (libp2p_bandwidth_bytes).
+        .with_bandwidth_metrics(&mut libp2p_registry)
         .with_behaviour(|key, relay_client| {
             let peer = key.public().to_peer_id();
             let kademlia = options.kademlia.then(|| {
@@ -285,5 +299,13 @@ pub(crate) fn build(mut options: SwarmOptions) -> Result<Swarm<Behaviour>, Start
             .subscribe(&gossipsub::IdentTopic::new(topic))
             .map_err(|e| transport(&e))?;
     }
-    Ok(swarm)
+    let recorder = libp2p::metrics::Metrics::new(&mut libp2p_registry);
+    drop(libp2p_registry);
+    Ok((
+        swarm,
+        Libp2pMetrics {
+            recorder,
+            _registry: registry,
+        },
+    ))
 }
