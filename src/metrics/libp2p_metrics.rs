@@ -6,7 +6,7 @@
 //!
 //! `prometheus-client` writes OpenMetrics text; the exposition is the
 //! Prometheus text format (0.0.4) that `metrics-exporter-prometheus`
-//! writes. [`to_prometheus_text`] converts: a counter family `x` becomes
+//! writes. `to_prometheus_text` converts: a counter family `x` becomes
 //! `x_total` (its samples are named so already), an info family `x`
 //! becomes the gauge `x_info`, `# UNIT` and `# EOF` lines go, and the
 //! families of every node are merged under one `# HELP` and `# TYPE` each.
