@@ -25,5 +25,8 @@ pub use error::{HandlerError, RegisterError, ServeError, StartError};
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol, identity::Keypair};
 pub use node::{Health, Node, NodeBuilder};
 pub use protocol::{Config, Protocol};
-pub use streams::{InboundStream, MAX_OUTBOUND_STREAMS_PER_CONNECTION, NotMember, OutboundStream};
+pub use streams::{
+    InboundStream, MAX_INBOUND_STREAMS_PER_CONNECTION, MAX_OUTBOUND_STREAMS_PER_CONNECTION,
+    NotMember, OutboundStream,
+};
 pub use swarm::{addresses::Reachability, security};

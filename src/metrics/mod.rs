@@ -168,6 +168,9 @@ impl Direction {
 pub enum RefusalReason {
     /// The protocol already serves its maximum of concurrent requests.
     OverCapacity,
+    /// The stream's connection already holds its maximum of inbound
+    /// streams (`MAX_INBOUND_STREAMS_PER_CONNECTION`).
+    ConnectionLimit,
     /// The protocol was unregistered (or its actor stopped) meanwhile.
     NotRegistered,
 }
@@ -177,6 +180,7 @@ impl RefusalReason {
         match self {
             RefusalReason::OverCapacity => "over_capacity",
             RefusalReason::NotRegistered => "not_registered",
+            RefusalReason::ConnectionLimit => "connection_limit",
         }
     }
 }
@@ -245,7 +249,11 @@ impl Metrics {
 
     /// Registers the refusals of a newly registered protocol, at 0.
     pub(crate) fn preregister_refusals(&self, protocol: &str) {
-        for reason in [RefusalReason::OverCapacity, RefusalReason::NotRegistered] {
+        for reason in [
+            RefusalReason::OverCapacity,
+            RefusalReason::NotRegistered,
+            RefusalReason::ConnectionLimit,
+        ] {
             counter!(INBOUND_REFUSED, "node" => self.node.clone(), "protocol" => protocol.to_owned(), "reason" => reason.label())
                 .increment(0);
         }

@@ -39,7 +39,18 @@ pub struct InboundStream {
     pub relayed: bool,
     /// Released when the request ends.
     pub permit: OwnedSemaphorePermit,
+    /// Counts the stream against its connection's cap
+    /// ([`MAX_INBOUND_STREAMS_PER_CONNECTION`]) until the request ends.
+    pub connection_permit: OwnedSemaphorePermit,
 }
+
+/// Inbound streams one connection may hold at once (admitted to any
+/// protocol, running or waiting); more are refused one by one (reset,
+/// counted `reason="connection_limit"`). Below yamux's 512 streams per
+/// connection, which counts both directions and closes the whole
+/// connection when exceeded: a flood of streams costs the flooder its
+/// streams, never the connection.
+pub const MAX_INBOUND_STREAMS_PER_CONNECTION: usize = 256;
 
 /// Where a protocol's admitted inbound streams go.
 pub(crate) trait InboundSink: Send + Sync + 'static {
@@ -131,6 +142,9 @@ impl Routes {
 
     /// Hands an inbound stream to its protocol's sink, or refuses it.
     /// Called from the connection's task.
+    /// Hands `stream` to its protocol if both its connection (`connection`:
+    /// the connection's stream budget) and the protocol have room; resets
+    /// and counts it otherwise.
     pub(crate) fn deliver(
         &self,
         stream: Stream,
@@ -138,7 +152,14 @@ impl Routes {
         peer: PeerId,
         remote: &Multiaddr,
         relayed: bool,
+        connection: &Arc<Semaphore>,
     ) {
+        let Ok(connection_permit) = connection.clone().try_acquire_owned() else {
+            self.metrics
+                .inbound_refused(&protocol, RefusalReason::ConnectionLimit);
+            tracing::debug!(%peer, %protocol, "inbound stream refused: its connection holds too many");
+            return; // dropping the stream resets it
+        };
         let Some(route) = self.routes.get(&protocol) else {
             // Unregistered between negotiation and now: dropping resets it.
             self.metrics
@@ -160,6 +181,7 @@ impl Routes {
             remote_addr: remote.clone(),
             relayed,
             permit,
+            connection_permit,
         };
         if !route.sink.deliver(inbound) {
             self.metrics

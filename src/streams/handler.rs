@@ -26,6 +26,7 @@ use libp2p::{
 };
 
 use super::{
+    admission::MAX_INBOUND_STREAMS_PER_CONNECTION,
     exchange,
     outbound::{OpenError, OpenRequest, Outbound},
     shared::Shared,
@@ -47,6 +48,9 @@ pub(crate) struct Handler {
     exchanges: FuturesUnordered<BoxFuture<'static, ()>>,
     /// Set when the handler goes with its connection.
     closed: Arc<AtomicBool>,
+    /// The connection's inbound stream budget
+    /// ([`MAX_INBOUND_STREAMS_PER_CONNECTION`]).
+    inbound: Arc<tokio::sync::Semaphore>,
 }
 
 impl Drop for Handler {
@@ -95,6 +99,9 @@ impl Handler {
             requests,
             exchanges: FuturesUnordered::new(),
             closed: Arc::new(AtomicBool::new(false)),
+            inbound: Arc::new(tokio::sync::Semaphore::new(
+                MAX_INBOUND_STREAMS_PER_CONNECTION,
+            )),
         }
     }
 }
@@ -138,11 +145,14 @@ impl ConnectionHandler for Handler {
             ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
                 protocol: (stream, protocol),
                 ..
-            }) => {
-                self.shared
-                    .routes
-                    .deliver(stream, protocol, self.peer, &self.remote, self.relayed)
-            }
+            }) => self.shared.routes.deliver(
+                stream,
+                protocol,
+                self.peer,
+                &self.remote,
+                self.relayed,
+                &self.inbound,
+            ),
             ConnectionEvent::FullyNegotiatedOutbound(negotiated) => match negotiated.info {
                 Outbound::Stream(reply) => {
                     let _ = reply.send(Ok(negotiated.protocol));

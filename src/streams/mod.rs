@@ -31,7 +31,7 @@ pub(crate) mod shared;
 
 pub(crate) use self::shared::Shared;
 pub use self::{
-    admission::InboundStream,
+    admission::{InboundStream, MAX_INBOUND_STREAMS_PER_CONNECTION},
     behaviour::NotMember,
     outbound::{MAX_OUTBOUND_STREAMS_PER_CONNECTION, OutboundStream},
 };
