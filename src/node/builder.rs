@@ -341,6 +341,7 @@ impl NodeBuilder {
 
     async fn start(mut self, parent: Option<ActorCell>) -> Result<Node, StartError> {
         self.check_relays()?;
+        raise_open_file_limit();
         let keypair = self.keypair.unwrap_or_else(Keypair::generate_ed25519);
         let peer_id = keypair.public().to_peer_id();
         let bootstrap = self
@@ -569,6 +570,18 @@ impl NodeBuilder {
         tracing::info!(peer = %peer_id, "node started");
         Ok(node)
     }
+}
+
+/// Raises the process's soft open-file limit to its hard limit, once: each
+/// connection, listener and dial holds a descriptor, and distributions
+/// start processes at a soft limit of 1,024 (hard: often 524,288), which a
+/// busy node, or many nodes in one process, runs out of.
+fn raise_open_file_limit() {
+    static RAISED: std::sync::Once = std::sync::Once::new();
+    RAISED.call_once(|| match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!("open-file limit: {limit}"),
+        Err(error) => tracing::warn!("cannot raise the open-file limit: {error}"),
+    });
 }
 
 /// Stops a just-started node's supervisor unless disarmed.
