@@ -36,6 +36,7 @@ use crate::{
     discovery::{
         address_book::{AddressBook, Source, without_peer_id},
         heartbeat::Rejection,
+        peer_exchange::MAX_ANSWER_ADDRESSES,
     },
     metrics::Metrics,
     streams::shared::Shared,
@@ -606,6 +607,8 @@ impl EventLoop {
                 {
                     addresses.retain(|a| !is_local(a));
                 }
+                // A peer may list any number: the first few are enough.
+                addresses.truncate(MAX_ANSWER_ADDRESSES);
                 if info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
                     // A relay server: reached where it was dialed, or at
                     // the first direct address it advertises.
@@ -989,6 +992,7 @@ impl EventLoop {
             .filter(|p| p.peer_id == target)
             .flat_map(|p| p.addrs)
             .filter(|a| one_machine || !is_local(a))
+            .take(MAX_ANSWER_ADDRESSES)
             .collect();
         if !found.is_empty() || last {
             if let Some((_, reply)) = self.lookups.remove(&id) {

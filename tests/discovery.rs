@@ -200,3 +200,72 @@ async fn gating_admits_members_only() {
             .contains(&outsider.peer_id())
     );
 }
+
+/// Answers every peer-exchange question with 1,000 addresses (closed
+/// loopback ports), as a hostile neighbour would.
+struct Liar;
+
+impl subnet::Protocol for Liar {
+    const ID: &'static str = "/subnet/peer_exchange/1.0.0";
+    type Request = subnet::peer_exchange::PeerExchangeRequest;
+    type Response = subnet::peer_exchange::PeerExchangeResponse;
+
+    async fn handle(
+        &self,
+        _ctx: subnet::RequestContext,
+        _request: Self::Request,
+    ) -> Result<Self::Response, subnet::HandlerError> {
+        let addresses = (1..=1_000u16)
+            .map(|port| {
+                format!("/ip4/127.0.0.1/tcp/{port}")
+                    .parse::<subnet::Multiaddr>()
+                    .unwrap()
+                    .to_vec()
+            })
+            .collect();
+        Ok(subnet::peer_exchange::PeerExchangeResponse {
+            addresses,
+            subnet_node_id: 0,
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_answer_with_a_thousand_addresses_is_cut_to_sixteen() {
+    let liar = bare().build().await.unwrap();
+    liar.register(Liar).await.unwrap();
+    let victim = bare()
+        .peer_exchange(true)
+        .bootstrap(liar.addresses()[0].clone())
+        .build()
+        .await
+        .unwrap();
+    let liar_id = liar.peer_id();
+    eventually(WAIT, || {
+        let victim = victim.clone();
+        async move { victim.connected_peers().await.unwrap().contains(&liar_id) }
+    })
+    .await;
+    let wanted = subnet::PeerId::random();
+    let error = victim
+        .client::<TaskProtocol>()
+        .call(wanted, task("x"))
+        .await
+        .unwrap_err();
+    let cap = subnet::peer_exchange::MAX_ANSWER_ADDRESSES;
+    // At most 16 were taken, and at most 16 dialed.
+    assert!(victim.address_book().addresses(&wanted).len() <= cap);
+    match &error {
+        subnet::CallError::DialFailed { source, .. } => match &**source {
+            libp2p::swarm::DialError::Transport(tried) => {
+                assert!(
+                    !tried.is_empty() && tried.len() <= cap,
+                    "{} tried",
+                    tried.len()
+                )
+            }
+            other => panic!("{other}"),
+        },
+        other => panic!("{other}"),
+    }
+}

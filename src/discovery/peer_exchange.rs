@@ -29,6 +29,7 @@ use crate::{
 include!(concat!(env!("OUT_DIR"), "/subnet.peer_exchange.rs"));
 
 /// Addresses an answer carries at most; the asking side keeps no more.
+/// The same cap applies to what identify and Kademlia answers bring.
 pub const MAX_ANSWER_ADDRESSES: usize = 16;
 
 /// Connected peers asked at once.
