@@ -92,6 +92,20 @@ impl PeerRecord {
     pub fn last_confirmed(&self) -> Option<Instant> {
         self.addresses.iter().map(|e| e.confirmed).max()
     }
+
+    /// Whether the registry lists it: such a peer never makes room for
+    /// peers learned from others, and its node id is the registry's.
+    pub fn is_protected(&self) -> bool {
+        self.addresses.iter().any(|e| e.source.is_protected())
+    }
+}
+
+impl Source {
+    /// The registry, as opposed to what peers tell (and to the operator's
+    /// explicit addresses, which stay within the book's bound).
+    pub fn is_protected(self) -> bool {
+        matches!(self, Source::Registry)
+    }
 }
 
 /// A change in the book, published to subscribers.
@@ -297,7 +311,11 @@ impl AddressBook {
             if addresses.is_empty() {
                 return events;
             }
-            self.evict_for_room(config, &mut events);
+            // A full book of registry members takes no other peer (members
+            // are taken beyond the cap: the registry bounds them).
+            if !self.evict_for_room(config, &mut events) && !source.is_protected() {
+                return events;
+            }
             events.push(Event::PeerAdded { peer, source });
         }
         let mut record = self.peers.entry(peer).or_insert_with(|| PeerRecord {
@@ -305,7 +323,8 @@ impl AddressBook {
             subnet_node_id: None,
             found_via: source,
         });
-        if subnet_node_id.is_some() {
+        // The registry's word on a node id wins over a peer's own claim.
+        if subnet_node_id.is_some() && (source == Source::Registry || !record.is_protected()) {
             record.subnet_node_id = subnet_node_id;
         }
         for address in addresses {
@@ -388,17 +407,24 @@ impl AddressBook {
     /// Makes room for one more peer. A full book evicts the least recently
     /// confirmed 1/64 of its peers in one pass, so that a flood of new peers
     /// costs one scan per batch, not one per peer.
-    fn evict_for_room(&self, config: &Config, events: &mut Vec<Event>) {
+    /// Makes room for one more peer by evicting the least recently
+    /// confirmed of those the registry does not list;
+    /// `false` if the book is full and none could go.
+    fn evict_for_room(&self, config: &Config, events: &mut Vec<Event>) -> bool {
         let len = self.peers.len();
         if len < config.max_peers {
-            return;
+            return true;
         }
         let evict = len - config.max_peers + (config.max_peers / 64).max(1);
         let mut ages: Vec<(Option<Instant>, PeerId)> = self
             .peers
             .iter()
+            .filter(|r| !r.is_protected())
             .map(|r| (r.last_confirmed(), *r.key()))
             .collect();
+        if ages.is_empty() {
+            return false;
+        }
         let evict = evict.min(ages.len());
         if evict < ages.len() {
             ages.select_nth_unstable(evict);
@@ -407,6 +433,7 @@ impl AddressBook {
             self.peers.remove(peer);
             events.push(Event::PeerExpired { peer: *peer });
         }
+        true
     }
 }
 
@@ -564,5 +591,72 @@ mod tests {
         assert!(!book.contains(&peers[0]), "the oldest went");
         assert!(book.contains(&newcomer) && book.contains(&peers[63]));
         assert!(book.len() <= 64);
+    }
+
+    #[test]
+    fn learned_peers_never_evict_registry_members() {
+        let config = Config::default().with_max_peers(8);
+        let book = AddressBook::default();
+        let now = Instant::now();
+        let members: Vec<PeerId> = (0..8).map(|_| PeerId::random()).collect();
+        for member in &members {
+            book.merge(
+                *member,
+                vec![address(1)],
+                Source::Registry,
+                None,
+                &config,
+                now,
+            );
+        }
+        // A flood of throwaway identities learned from heartbeats.
+        for i in 0..1_000u32 {
+            book.merge(
+                PeerId::random(),
+                vec![address(2)],
+                Source::Heartbeat,
+                None,
+                &config,
+                now + i * SECOND,
+            );
+        }
+        assert!(members.iter().all(|m| book.contains(m)), "members stay");
+        assert_eq!(book.len(), 8, "and nobody else got in");
+    }
+
+    #[test]
+    fn the_registrys_node_id_wins_over_a_peers_claim() {
+        let config = Config::default();
+        let book = AddressBook::default();
+        let now = Instant::now();
+        let peer = PeerId::random();
+        book.merge(
+            peer,
+            vec![address(1)],
+            Source::Registry,
+            Some(7),
+            &config,
+            now,
+        );
+        book.merge(
+            peer,
+            vec![address(2)],
+            Source::Heartbeat,
+            Some(99),
+            &config,
+            now,
+        );
+        assert_eq!(book.lookup(&peer).unwrap().subnet_node_id, Some(7));
+        // A peer the registry does not know may say who it is.
+        let other = PeerId::random();
+        book.merge(
+            other,
+            vec![address(3)],
+            Source::Heartbeat,
+            Some(5),
+            &config,
+            now,
+        );
+        assert_eq!(book.lookup(&other).unwrap().subnet_node_id, Some(5));
     }
 }
