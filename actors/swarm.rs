@@ -842,7 +842,7 @@ impl EventLoop {
         // connection, and from its own sender unless this node is on one
         // machine with all its peers (its mesh forwards their heartbeats).
         let local = self.shared.connections.is_local(&propagation_source)
-            && (message.source == Some(propagation_source) || self.one_machine());
+            && (message.source == Some(propagation_source) || self.listen_addrs.one_machine());
         self.gossip.send(GossipMessage {
             topic: message.topic,
             local,
@@ -868,7 +868,7 @@ impl EventLoop {
         // A circuit address says nothing of the node's own reachability; a
         // loopback or link-local one (a listener's, translated) nothing
         // about other hosts, except on a node that has only those.
-        if is_circuit(&address) || (is_local(&address) && !self.one_machine()) {
+        if is_circuit(&address) || (is_local(&address) && !self.listen_addrs.one_machine()) {
             return;
         }
         let before = self.listen_addrs.reachability();
@@ -956,13 +956,6 @@ impl EventLoop {
         self.advertised = wanted;
     }
 
-    /// Whether this node is on one machine only: it listens, and only on
-    /// loopback or link-local addresses.
-    fn one_machine(&self) -> bool {
-        let advertised = self.listen_addrs.advertised();
-        !advertised.is_empty() && advertised.iter().all(is_local)
-    }
-
     /// Applies a verdict; its permit goes back with it.
     fn on_verdict(&mut self, verdict: Reported) {
         self.swarm
@@ -986,7 +979,7 @@ impl EventLoop {
         };
         // Loopback or link-local addresses from the DHT are believed only
         // on a node that has nothing else (a subnet on one machine).
-        let one_machine = self.one_machine();
+        let one_machine = self.listen_addrs.one_machine();
         let found: Vec<Multiaddr> = peers
             .into_iter()
             .filter(|p| p.peer_id == target)

@@ -34,13 +34,12 @@
 mod netns;
 
 use std::{
-    path::{Path, PathBuf},
-    process::Command,
+    path::Path,
     time::{Duration, Instant},
 };
 
 use clap::Parser;
-use netns::{Host, first_address};
+use netns::{Call, Host, first_address};
 
 #[derive(Parser)]
 struct Args {
@@ -54,12 +53,6 @@ struct Args {
     /// How many callers with hole punching off measure relayed latency.
     #[arg(long, default_value_t = 5)]
     relayed_callers: usize,
-}
-
-/// A call of `subnet call --count`, as it reported itself on stderr.
-struct Call {
-    ms: f64,
-    direct: bool,
 }
 
 fn main() -> Result<(), String> {
@@ -175,7 +168,7 @@ fn run(args: &Args, bin: &Path, dir: &Path) -> Result<(), String> {
                 "--interval-ms",
                 "500",
             ],
-        )?;
+        );
         let warm = &calls[1.min(calls.len())..];
         let paths: Vec<&str> = calls
             .iter()
@@ -208,7 +201,7 @@ fn run(args: &Args, bin: &Path, dir: &Path) -> Result<(), String> {
                 "--interval-ms",
                 "50",
             ],
-        )?;
+        );
         relayed_ms.extend(calls.iter().skip(1).filter(|c| !c.direct).map(|c| c.ms));
     }
     drop((a, r));
@@ -248,45 +241,18 @@ fn run(args: &Args, bin: &Path, dir: &Path) -> Result<(), String> {
 }
 
 /// Runs `subnet args` (with `--count`) on `host`; returns each answered
-/// call as it reported itself.
-fn calls(host: &Host, bin: &Path, args: &[&str]) -> Result<Vec<Call>, String> {
-    let out = host
-        .command(bin.to_str().unwrap())
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        println!("a caller failed: {}", stderr.trim());
-    }
-    // "call 2/6: 0.412 ms direct"
-    Ok(stderr
-        .lines()
-        .filter(|l| l.starts_with("call "))
-        .filter_map(|l| {
-            let mut words = l.split_whitespace().skip(2);
-            let ms = words.next()?.parse().ok()?;
-            let path = words.nth(1)?;
-            Some(Call {
-                ms,
-                direct: path == "direct",
-            })
+/// call (none if the caller failed, which is printed).
+fn calls(host: &Host, bin: &Path, args: &[&str]) -> Vec<Call> {
+    host.calls(bin.to_str().unwrap(), args)
+        .unwrap_or_else(|failed| {
+            println!("a caller failed: {}", failed.trim());
+            Vec::new()
         })
-        .collect())
 }
 
 /// Writes a key with `subnet keygen`; returns its file and peer id.
 fn keygen(bin: &Path, dir: &Path, name: &str) -> Result<(String, String), String> {
-    let path: PathBuf = dir.join(format!("{name}.key"));
-    let out = Command::new(bin)
-        .args(["keygen", "--out", path.to_str().unwrap()])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    Ok((path.to_str().unwrap().to_owned(), id))
+    netns::keygen(bin.to_str().unwrap(), dir, name)
 }
 
 /// The `q` quantile of `values` (0 if empty).

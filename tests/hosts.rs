@@ -12,14 +12,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_subnet");
 
 /// Writes a key and returns its file and peer id.
 fn key(dir: &std::path::Path, name: &str) -> (String, String) {
-    let path = dir.join(format!("{name}.key"));
-    let out = std::process::Command::new(BIN)
-        .args(["keygen", "--out", path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    (path.to_str().unwrap().to_owned(), id)
+    common::netns::keygen(BIN, dir, name).unwrap()
 }
 
 fn text(output: &std::process::Output) -> String {
@@ -417,18 +410,13 @@ fn peer_exchange_alone_finds_a_peer_on_another_host() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Calls `destination` from `host` with `subnet call ... --count`, and
-/// returns each call's path ("direct" or "relayed") as it printed them.
-fn call_paths(host: &Host, args: &[&str]) -> Result<Vec<String>, String> {
-    let call = host.run(BIN, args);
-    let out = text(&call);
-    if !call.status.success() {
-        return Err(out);
-    }
-    Ok(String::from_utf8_lossy(&call.stderr)
-        .lines()
-        .filter(|l| l.starts_with("call "))
-        .filter_map(|l| l.split_whitespace().last().map(str::to_owned))
+/// Calls from `host` with `subnet call ... --count`; returns each call's
+/// path ("direct" or "relayed") as it printed them.
+fn call_paths(host: &Host, args: &[&str]) -> Result<Vec<&'static str>, String> {
+    let calls = host.calls(BIN, args)?;
+    Ok(calls
+        .iter()
+        .map(|c| if c.direct { "direct" } else { "relayed" })
         .collect())
 }
 
@@ -497,7 +485,7 @@ fn two_nodes_behind_their_own_nats_call_through_a_relay_and_try_hole_punching() 
     assert_eq!(paths[0], "relayed", "the first call goes through R");
     eprintln!(
         "two NATs: calls went {paths:?}; hole punching {}",
-        if paths.last().is_some_and(|p| p == "direct") {
+        if paths.last() == Some(&"direct") {
             "made a direct connection"
         } else {
             "did not succeed"

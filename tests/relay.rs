@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::eventually;
 use subnet::{
-    Config, HandlerError, Multiaddr, Node, Protocol, RequestContext,
+    Config, HandlerError, Multiaddr, Node, NodeBuilder, Protocol, RequestContext,
     task::{TaskRequest, TaskResponse},
 };
 
@@ -33,23 +33,17 @@ impl Protocol for Path {
     }
 }
 
-#[tokio::test]
-async fn a_call_through_a_relay_is_relayed_in_the_handlers_context() {
-    let loopback: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
-    let relay = Node::builder()
-        .listen(loopback)
-        .relay_server(true)
+/// A relay (built by `relay` on a loopback port) and a server (built by
+/// `server`) serving [`Path`] only through it; returns both and the
+/// server's circuit address, once the reservation holds.
+async fn served_through_relay(relay: NodeBuilder, server: NodeBuilder) -> (Node, Node, Multiaddr) {
+    let relay = relay
+        .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
         .build()
         .await
         .unwrap();
     let relay_address = relay.addresses()[0].clone();
-    // The server listens only through the relay: hole punching has no
-    // direct address to reach it at, so the call stays relayed.
-    let server = Node::builder()
-        .relay(relay_address.clone())
-        .build()
-        .await
-        .unwrap();
+    let server = server.relay(relay_address.clone()).build().await.unwrap();
     server.register(Path).await.unwrap();
     // The reservation holds once the circuit address is among the server's.
     eventually(Duration::from_secs(20), || {
@@ -62,9 +56,18 @@ async fn a_call_through_a_relay_is_relayed_in_the_handlers_context() {
         }
     })
     .await;
-    let circuit: Multiaddr = format!("{relay_address}/p2p-circuit/p2p/{}", server.peer_id())
+    let circuit = format!("{relay_address}/p2p-circuit/p2p/{}", server.peer_id())
         .parse()
         .unwrap();
+    (relay, server, circuit)
+}
+
+#[tokio::test]
+async fn a_call_through_a_relay_is_relayed_in_the_handlers_context() {
+    // The server listens only through the relay: hole punching has no
+    // direct address to reach it at, so the call stays relayed.
+    let (_relay, _server, circuit) =
+        served_through_relay(Node::builder().relay_server(true), Node::builder()).await;
     let caller = Node::builder().build().await.unwrap();
     let client = caller
         .client::<Path>()
@@ -80,40 +83,16 @@ async fn a_call_through_a_relay_is_relayed_in_the_handlers_context() {
 
 #[tokio::test]
 async fn a_call_cut_by_the_relays_data_limit_fails_naming_the_circuit() {
-    let loopback: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
     // A relay that lets 64 KiB through per circuit.
-    let limits = subnet::swarm::relay_server_config();
     let limits = libp2p::relay::Config {
         max_circuit_bytes: 64 * 1024,
-        ..limits
+        ..subnet::swarm::relay_server_config()
     };
-    let relay = Node::builder()
-        .listen(loopback)
-        .relay_server_with(limits)
-        .build()
-        .await
-        .unwrap();
-    let relay_address = relay.addresses()[0].clone();
-    let server = Node::builder()
-        .relay(relay_address.clone())
-        .hole_punching(false)
-        .build()
-        .await
-        .unwrap();
-    server.register(Path).await.unwrap();
-    eventually(Duration::from_secs(20), || {
-        let server = server.clone();
-        async move {
-            server
-                .addresses()
-                .iter()
-                .any(|a| a.to_string().contains("/p2p-circuit"))
-        }
-    })
+    let (_relay, _server, circuit) = served_through_relay(
+        Node::builder().relay_server_with(limits),
+        Node::builder().hole_punching(false),
+    )
     .await;
-    let circuit: Multiaddr = format!("{relay_address}/p2p-circuit/p2p/{}", server.peer_id())
-        .parse()
-        .unwrap();
     let caller = Node::builder().hole_punching(false).build().await.unwrap();
     let client = caller
         .client::<Path>()

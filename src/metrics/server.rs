@@ -33,6 +33,9 @@ const MAX_CONNECTIONS: usize = 64;
 /// Time a connection may take to send its request and get its answer.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Wait after a failed accept before the next.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 /// How often histograms are drained into the exposition's buckets.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -109,8 +112,14 @@ pub fn serve_prometheus(address: SocketAddr) -> Result<MetricsServer, ServeMetri
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let (stream, _) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors, say: do not spin; try again soon.
+                    tracing::warn!("metrics server: accepting failed: {error}");
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                    continue;
+                }
             };
             let state = state.clone();
             tokio::spawn(async move {

@@ -175,6 +175,14 @@ impl ListenAddresses {
         let reachable: Vec<Multiaddr> = all.iter().filter(|a| !is_local(a)).cloned().collect();
         if reachable.is_empty() { all } else { reachable }
     }
+
+    /// Whether the node is on one machine only: it listens, and only on
+    /// loopback or link-local addresses (a subnet on one machine, whose
+    /// peers' local addresses are believed).
+    pub fn one_machine(&self) -> bool {
+        let advertised = self.advertised();
+        !advertised.is_empty() && advertised.iter().all(is_local)
+    }
 }
 
 /// Whether `address` reaches only this host or this link: loopback

@@ -108,9 +108,7 @@ impl NetworkBehaviour for DialBackGuard {
         effective_role: Endpoint,
     ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
         if self.dials.remove(&connection_id) {
-            let advertised = self.addresses.advertised();
-            let one_machine =
-                !advertised.is_empty() && advertised.iter().all(super::addresses::is_local);
+            let one_machine = self.addresses.one_machine();
             if let Some(refused) = addresses.iter().find(|a| !may_dial_back(a, one_machine)) {
                 tracing::debug!("{}", Refused(refused.clone()));
                 return Err(ConnectionDenied::new(Refused(refused.clone())));

@@ -319,6 +319,62 @@ impl Drop for Bridge {
     }
 }
 
+/// One answered call of `subnet call --count`, as it reported itself on
+/// stderr (`call 2/6: 0.412 ms direct`).
+#[derive(Debug, Clone, Copy)]
+pub struct Call {
+    /// How long it took, in milliseconds.
+    pub ms: f64,
+    /// Whether it went over a direct connection (else: relayed).
+    pub direct: bool,
+}
+
+impl Host {
+    /// Runs `program args` (a `subnet call ... --count N`) inside this host;
+    /// returns each answered call as it reported itself, or everything the
+    /// program wrote if it failed.
+    pub fn calls(&self, program: &str, args: &[&str]) -> Result<Vec<Call>, String> {
+        let out = self.run(program, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            return Err(format!("{}{stderr}", String::from_utf8_lossy(&out.stdout)));
+        }
+        Ok(stderr
+            .lines()
+            .filter(|l| l.starts_with("call "))
+            .filter_map(|l| {
+                let mut words = l.split_whitespace().skip(2);
+                let ms = words.next()?.parse().ok()?;
+                let path = words.nth(1)?;
+                Some(Call {
+                    ms,
+                    direct: path == "direct",
+                })
+            })
+            .collect())
+    }
+}
+
+/// Writes a key with `program keygen` (the `subnet` binary) into `dir`;
+/// returns its file and peer id.
+pub fn keygen(
+    program: &str,
+    dir: &std::path::Path,
+    name: &str,
+) -> Result<(String, String), String> {
+    let path = dir.join(format!("{name}.key"));
+    let path = path.to_str().ok_or("a key path that is not UTF-8")?;
+    let out = Command::new(program)
+        .args(["keygen", "--out", path])
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    Ok((path.to_owned(), id))
+}
+
 /// Reads lines from a child's stdout until one starts with `listening on`,
 /// and returns that address.
 pub fn first_address(child: &mut Child) -> String {
