@@ -32,6 +32,7 @@ use crate::{
     protocol::{Config, Protocol},
     streams::{
         admission::{InboundSink, InboundStream, Route},
+        peer_share::PeerShares,
         shared::Shared,
     },
 };
@@ -126,6 +127,7 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
         let route = Route {
             sink: Box::new(Mailbox(myself)),
             admitted: admitted.clone(),
+            shares: PeerShares::new(&self.config),
         };
         if !self.shared.routes.add(protocol.clone(), route) {
             return Err(format!("protocol {protocol} is already registered").into());

@@ -16,12 +16,15 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::{
-    codec,
+    codec::{self, FrameError},
     context::RequestContext,
     error::ServeError,
     metrics::RequestMetrics,
     protocol::{Config, Protocol},
-    streams::admission::InboundStream,
+    streams::{
+        admission::InboundStream,
+        stall::{Stalling, stalled},
+    },
 };
 
 /// A `RequestActor` takes no messages: it serves its stream and stops.
@@ -98,15 +101,28 @@ impl<P: Protocol> RequestActor<P> {
     async fn serve(&self, inbound: &mut InboundStream) -> Result<(), ServeError> {
         let id = inbound.id;
         let peer = inbound.peer;
+        let config = &self.config;
+        // The peer's own slots first, so that a peer waiting for its turn
+        // holds none of the protocol's.
+        let _peer_turn = inbound
+            .share
+            .running()
+            .acquire()
+            .await
+            .map_err(|_| ServeError::Stopping { id, peer })?;
         let _turn = self
             .running
             .acquire()
             .await
             .map_err(|_| ServeError::Stopping { id, peer })?;
-        let config = &self.config;
-        let body = tokio::time::timeout(
-            config.request_timeout(),
-            codec::read_frame(&mut inbound.stream, config.max_frame()),
+        // Time limits count from admission: a request that waited for its
+        // turn past the call timeout has lost its caller, and one that
+        // waited past the request timeout gets no more time to arrive.
+        let admitted_at = inbound.admitted_at;
+        let mut stream = Stalling::new(&mut inbound.stream, config.stall_timeout());
+        let body = tokio::time::timeout_at(
+            admitted_at + config.request_timeout(),
+            codec::read_frame(&mut stream, config.max_request_frame()),
         )
         .await
         .map_err(|_| ServeError::RequestTimeout {
@@ -114,7 +130,23 @@ impl<P: Protocol> RequestActor<P> {
             peer,
             timeout: config.request_timeout(),
         })?
-        .map_err(|source| ServeError::Request { id, peer, source })?;
+        .map_err(|source| match source {
+            FrameError::Io(e) if stalled(&e).is_some() => ServeError::RequestStalled {
+                id,
+                peer,
+                stall: config.stall_timeout(),
+            },
+            source => ServeError::Request { id, peer, source },
+        })?;
+        let waited = admitted_at.elapsed();
+        if waited >= config.call_timeout() {
+            return Err(ServeError::Expired {
+                id,
+                peer,
+                waited,
+                call_timeout: config.call_timeout(),
+            });
+        }
         let request_len = body.len();
         // Decoding from `Bytes` lets `bytes` fields share the frame's buffer
         // instead of copying out of it.
@@ -147,17 +179,23 @@ impl<P: Protocol> RequestActor<P> {
         }
         let frame = codec::encode_frame(&response);
         self.metrics.frame_bytes(request_len, frame.len());
+        // Cut when the caller stops reading for the stall timeout; a slow
+        // but steady reader gets all of it, within the call timeout (its
+        // caller waits no longer).
         let write = async {
-            codec::write_frame(&mut inbound.stream, &frame).await?;
-            inbound.stream.close().await
+            codec::write_frame(&mut stream, &frame).await?;
+            stream.close().await
         };
-        tokio::time::timeout(config.request_timeout(), write)
+        tokio::time::timeout_at(admitted_at + config.call_timeout(), write)
             .await
             .map_err(|_| ServeError::Respond {
                 id,
                 peer,
                 source: std::io::ErrorKind::TimedOut.into(),
             })?
-            .map_err(|source| ServeError::Respond { id, peer, source })
+            .map_err(|source| match stalled(&source) {
+                Some(stall) => ServeError::ResponseStalled { id, peer, stall },
+                None => ServeError::Respond { id, peer, source },
+            })
     }
 }

@@ -4,12 +4,18 @@
 //! [`Protocol`] trait. It answers only callers connected from a loopback
 //! address (the operator's own machine), and refuses everyone else.
 
+use std::num::NonZeroU32;
+
 use crate::{
     context::RequestContext,
     discovery::address_book::{AddressBook, is_loopback},
     error::HandlerError,
-    protocol::Protocol,
+    protocol::{Config, Protocol, RateLimit},
 };
+
+/// Largest admin request: 1 KiB (the request is empty). Responses keep
+/// the default 4 MiB: a full address book.
+pub const MAX_REQUEST_FRAME: usize = 1024;
 
 include!(concat!(env!("OUT_DIR"), "/subnet.admin.rs"));
 
@@ -31,6 +37,17 @@ impl Protocol for Admin {
     const ID: &'static str = "/subnet/admin/peers/1.0.0";
     type Request = PeersRequest;
     type Response = PeersResponse;
+
+    /// Small requests, four at a time and ten a second per peer (an
+    /// operator's command, not traffic).
+    fn config() -> Config {
+        let limit = RateLimit::per_second(NonZeroU32::new(10).expect("not zero"));
+        Config::default()
+            .with_max_request_frame(MAX_REQUEST_FRAME)
+            .with_max_concurrent_per_peer(4)
+            .with_max_pending_per_peer(4)
+            .with_rate_limit(limit)
+    }
 
     async fn handle(
         &self,

@@ -108,6 +108,33 @@ pub enum ServeError {
         /// The protocol's request timeout.
         timeout: Duration,
     },
+    /// The request stopped arriving: no byte for the protocol's stall
+    /// timeout.
+    #[error("request {id} from {peer}: the request made no progress for {stall:?}")]
+    RequestStalled {
+        /// The request.
+        id: RequestId,
+        /// The caller.
+        peer: PeerId,
+        /// The protocol's stall timeout.
+        stall: Duration,
+    },
+    /// The request waited for a handler slot past its caller's call
+    /// timeout (counted from admission): its caller has given up, so the
+    /// handler never runs.
+    #[error(
+        "request {id} from {peer}: shed unserved after waiting {waited:?}, past the call timeout of {call_timeout:?}"
+    )]
+    Expired {
+        /// The request.
+        id: RequestId,
+        /// The caller.
+        peer: PeerId,
+        /// How long it waited since admission.
+        waited: Duration,
+        /// The protocol's call timeout.
+        call_timeout: Duration,
+    },
     /// The request frame is not the protocol's protobuf message.
     #[error("request {id} from {peer}: the request is not a valid protobuf message: {source}")]
     Decode {
@@ -162,6 +189,17 @@ pub enum ServeError {
         /// The failure.
         source: io::Error,
     },
+    /// The caller stopped reading the response: no byte taken for the
+    /// protocol's stall timeout.
+    #[error("request {id} from {peer}: the caller took no byte of the response for {stall:?}")]
+    ResponseStalled {
+        /// The request.
+        id: RequestId,
+        /// The caller.
+        peer: PeerId,
+        /// The protocol's stall timeout.
+        stall: Duration,
+    },
     /// The handler panicked.
     #[error("request {id} from {peer}: the handler panicked: {message}")]
     Panicked {
@@ -184,8 +222,10 @@ pub enum ServeError {
 
 /// Every outcome a served request is counted under (`ok` and each
 /// [`ServeError`]'s label).
-pub(crate) const SERVE_OUTCOMES: [&str; 10] = [
+pub(crate) const SERVE_OUTCOMES: [&str; 12] = [
     "ok",
+    "stalled",
+    "expired",
     "closed",
     "io",
     "malformed",
@@ -211,6 +251,8 @@ impl ServeError {
             } => "io",
             ServeError::Request { .. } | ServeError::Decode { .. } => "malformed",
             ServeError::RequestTimeout { .. } => "timeout",
+            ServeError::RequestStalled { .. } | ServeError::ResponseStalled { .. } => "stalled",
+            ServeError::Expired { .. } => "expired",
             ServeError::Handler { .. } => "handler_error",
             ServeError::HandlerDeadline { .. } => "handler_deadline",
             ServeError::ResponseTooLarge { .. } => "too_large",
@@ -225,6 +267,9 @@ impl ServeError {
         match self {
             ServeError::Request { id, .. }
             | ServeError::RequestTimeout { id, .. }
+            | ServeError::RequestStalled { id, .. }
+            | ServeError::Expired { id, .. }
+            | ServeError::ResponseStalled { id, .. }
             | ServeError::Decode { id, .. }
             | ServeError::Handler { id, .. }
             | ServeError::HandlerDeadline { id, .. }

@@ -24,7 +24,7 @@ pub use discovery::{address_book, heartbeat, peer_exchange, registry};
 pub use error::{HandlerError, RegisterError, ServeError, StartError};
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol, identity::Keypair};
 pub use node::{Health, Node, NodeBuilder};
-pub use protocol::{Config, Protocol};
+pub use protocol::{Config, Protocol, RateLimit};
 pub use streams::{
     InboundStream, MAX_INBOUND_STREAMS_PER_CONNECTION, MAX_OUTBOUND_STREAMS_PER_CONNECTION,
     NotMember, OutboundStream,

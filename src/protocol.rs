@@ -4,7 +4,7 @@
 //! async handler. The framework owns everything else: the wire format, limits,
 //! timeouts, supervision, metrics and cleanup.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, num::NonZeroU32, time::Duration};
 
 use crate::{
     context::RequestContext,
@@ -72,6 +72,48 @@ pub struct Config {
     handler_deadline: Duration,
     max_concurrent: usize,
     max_pending: usize,
+    max_request_frame: Option<usize>,
+    max_concurrent_per_peer: usize,
+    max_pending_per_peer: usize,
+    rate_limit: Option<RateLimit>,
+    stall_timeout: Duration,
+}
+
+/// How many requests one peer may start on a protocol: `per_second` on
+/// average, with bursts of up to `burst` (GCRA, from the `governor` crate).
+/// Requests beyond it are refused (stream reset, counted
+/// `reason="rate_limited"`) and count against the peer's reputation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    per_second: NonZeroU32,
+    burst: NonZeroU32,
+}
+
+impl RateLimit {
+    /// `requests` per second on average, with bursts of as many.
+    pub fn per_second(requests: NonZeroU32) -> Self {
+        Self {
+            per_second: requests,
+            burst: requests,
+        }
+    }
+
+    /// Sets the largest burst: requests a peer that was quiet may start at
+    /// once.
+    pub fn with_burst(mut self, requests: NonZeroU32) -> Self {
+        self.burst = requests;
+        self
+    }
+
+    /// Requests per second on average.
+    pub fn requests_per_second(&self) -> NonZeroU32 {
+        self.per_second
+    }
+
+    /// The largest burst.
+    pub fn burst(&self) -> NonZeroU32 {
+        self.burst
+    }
 }
 
 impl Config {
@@ -88,6 +130,19 @@ impl Config {
     /// Inbound requests admitted to wait for a running slot: 1024. Beyond
     /// `max_concurrent + max_pending`, streams are refused (reset).
     pub const DEFAULT_MAX_PENDING: usize = 1024;
+    /// Inbound requests of one peer whose handlers run at once: 64, a
+    /// quarter of [`Self::DEFAULT_MAX_CONCURRENT`], so that one identity
+    /// holding streams open without sending cannot take every handler slot.
+    pub const DEFAULT_MAX_CONCURRENT_PER_PEER: usize = 64;
+    /// Inbound requests of one peer admitted to wait for a running slot:
+    /// 192. With [`Self::DEFAULT_MAX_CONCURRENT_PER_PEER`], one peer holds
+    /// at most 256 of the protocol's 1,280 admitted streams; more are
+    /// refused (reset, counted `reason="peer_limit"`).
+    pub const DEFAULT_MAX_PENDING_PER_PEER: usize = 192;
+    /// Time a transfer (the request read, the response written or read) may
+    /// go without a byte of progress before it is cut: 5 s. A slow but
+    /// steady transfer runs on, within the caller's call timeout.
+    pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// Sets the largest frame read or written, in bytes.
     pub fn with_max_frame(mut self, bytes: usize) -> Self {
@@ -125,9 +180,69 @@ impl Config {
         self
     }
 
+    /// Sets the largest request frame, in bytes, when requests are much
+    /// smaller than responses (by default the same as
+    /// [`Self::max_frame`], and never above it).
+    pub fn with_max_request_frame(mut self, bytes: usize) -> Self {
+        self.max_request_frame = Some(bytes);
+        self
+    }
+
+    /// Sets how many requests of one peer run at once (at least 1).
+    pub fn with_max_concurrent_per_peer(mut self, requests: usize) -> Self {
+        self.max_concurrent_per_peer = requests.max(1);
+        self
+    }
+
+    /// Sets how many requests of one peer may wait for a running slot.
+    pub fn with_max_pending_per_peer(mut self, requests: usize) -> Self {
+        self.max_pending_per_peer = requests;
+        self
+    }
+
+    /// Limits the rate at which each peer may start requests (none by
+    /// default: the per-peer caps bound what a peer holds; a rate suits
+    /// each application's own traffic).
+    pub fn with_rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
+    /// Sets how long a transfer may go without progress.
+    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
+        self
+    }
+
     /// The largest frame read or written, in bytes.
     pub fn max_frame(&self) -> usize {
         self.max_frame
+    }
+
+    /// The largest request frame, in bytes.
+    pub fn max_request_frame(&self) -> usize {
+        self.max_request_frame
+            .map_or(self.max_frame, |bytes| bytes.min(self.max_frame))
+    }
+
+    /// How many requests of one peer run at once.
+    pub fn max_concurrent_per_peer(&self) -> usize {
+        self.max_concurrent_per_peer
+    }
+
+    /// How many requests of one peer may wait for a running slot.
+    pub fn max_pending_per_peer(&self) -> usize {
+        self.max_pending_per_peer
+    }
+
+    /// The per-peer rate limit, if any.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limit
+    }
+
+    /// How long a transfer may go without progress.
+    pub fn stall_timeout(&self) -> Duration {
+        self.stall_timeout
     }
 
     /// The time a caller allows a whole call.
@@ -165,6 +280,11 @@ impl Default for Config {
             handler_deadline: Self::DEFAULT_HANDLER_DEADLINE,
             max_concurrent: Self::DEFAULT_MAX_CONCURRENT,
             max_pending: Self::DEFAULT_MAX_PENDING,
+            max_request_frame: None,
+            max_concurrent_per_peer: Self::DEFAULT_MAX_CONCURRENT_PER_PEER,
+            max_pending_per_peer: Self::DEFAULT_MAX_PENDING_PER_PEER,
+            rate_limit: None,
+            stall_timeout: Self::DEFAULT_STALL_TIMEOUT,
         }
     }
 }

@@ -38,6 +38,9 @@ const LIVE: usize = 400;
 struct Control {
     /// Streams still to open.
     to_open: usize,
+    /// Streams one connection opens at most (0: no cap), so that a flood
+    /// spreads over every connection.
+    per_connection: usize,
     /// Streams negotiated (then held, never written, until the node resets
     /// them or the test lets go).
     negotiated: usize,
@@ -54,13 +57,25 @@ struct Control {
     /// A stream for one honest request, once asked for.
     want_request: bool,
     request: Option<Stream>,
-    waker: Option<Waker>,
+    /// Each connection handler's waker, woken when there is more to do.
+    wakers: Vec<Waker>,
+}
+
+impl Control {
+    /// Wakes every handler (each polls again and takes what is its).
+    fn wake(&mut self) {
+        for waker in self.wakers.drain(..) {
+            waker.wake();
+        }
+    }
 }
 
 type Shared = Arc<Mutex<Control>>;
 
 struct FloodHandler {
     control: Shared,
+    /// Streams this connection opened.
+    opened: usize,
 }
 
 impl ConnectionHandler for FloodHandler {
@@ -84,7 +99,9 @@ impl ConnectionHandler for FloodHandler {
         cx: &mut Context<'_>,
     ) -> Poll<ConnectionHandlerEvent<Self::OutboundProtocol, bool, Infallible>> {
         let mut control = self.control.lock().unwrap();
-        control.waker = Some(cx.waker().clone());
+        if !control.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            control.wakers.push(cx.waker().clone());
+        }
         let protocol = StreamProtocol::new("/subnet/task_protocol/1.0.0");
         if control.want_request {
             control.want_request = false;
@@ -92,7 +109,9 @@ impl ConnectionHandler for FloodHandler {
                 protocol: SubstreamProtocol::new(ReadyUpgrade::new(protocol), true),
             });
         }
-        if control.to_open > 0 && control.live < LIVE {
+        let room = control.per_connection == 0 || self.opened < control.per_connection;
+        if control.to_open > 0 && control.live < LIVE && room {
+            self.opened += 1;
             control.to_open -= 1;
             control.live += 1;
             return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
@@ -139,9 +158,7 @@ impl ConnectionHandler for FloodHandler {
                         drop(stream);
                         let mut control = shared.lock().unwrap();
                         control.live -= 1;
-                        if let Some(waker) = control.waker.take() {
-                            waker.wake();
-                        }
+                        control.wake();
                     });
                 }
             }
@@ -172,6 +189,7 @@ impl NetworkBehaviour for Flood {
     ) -> Result<THandler<Self>, ConnectionDenied> {
         Ok(FloodHandler {
             control: self.control.clone(),
+            opened: 0,
         })
     }
 
@@ -185,6 +203,7 @@ impl NetworkBehaviour for Flood {
     ) -> Result<THandler<Self>, ConnectionDenied> {
         Ok(FloodHandler {
             control: self.control.clone(),
+            opened: 0,
         })
     }
 
@@ -219,30 +238,72 @@ fn flooder(control: Shared) -> Swarm<Flood> {
         .build()
 }
 
+/// The port of this test process's metrics server (one recorder per
+/// process, on a runtime of its own that outlives each test's).
+fn metrics_port() -> u16 {
+    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    *PORT.get_or_init(|| {
+        let (port, sent) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async move {
+                let server =
+                    subnet::metrics::serve_prometheus(SocketAddr::from(([127, 0, 0, 1], 0)))
+                        .unwrap();
+                port.send(server.local_addr().port()).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+        sent.recv().unwrap()
+    })
+}
+
 /// `subnet_inbound_refused_total{reason="connection_limit"}` summed.
 async fn refused_by_connection_limit(port: u16) -> f64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).await.unwrap();
-    text.lines()
-        .filter(|l| {
-            l.starts_with("subnet_inbound_refused_total{") && l.contains("connection_limit")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    common::scrape_sum(
+        port,
+        "subnet_inbound_refused_total",
+        &["reason=\"connection_limit\""],
+    )
+    .await
+}
+
+/// Waits until the flood of `total` streams has stood still for 1 s (the
+/// streams it negotiated and the node's refusals unchanged); returns the
+/// streams negotiated, failed to open, and reset by the node.
+async fn settle(control: &Shared, port: u16, total: usize) -> (usize, usize, usize) {
+    let refused = || common::scrape_sum(port, "subnet_inbound_refused_total", &[]);
+    let mut last = (0, 0.0);
+    let mut still = 0;
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let negotiated = control.lock().unwrap().negotiated;
+        let now = (negotiated, refused().await);
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+        let done = {
+            let c = control.lock().unwrap();
+            c.to_open == 0 && c.negotiated + c.failed >= total
+        };
+        if done && still >= 5 {
+            break;
+        }
+    }
+    let c = control.lock().unwrap();
+    let reset = c.reset.load(std::sync::atomic::Ordering::Relaxed);
+    (c.negotiated, c.failed, reset)
+}
+
+/// Wakes the flooder's handlers after `f` changed what they are asked.
+fn poke(control: &Shared, f: impl FnOnce(&mut Control)) {
+    let mut c = control.lock().unwrap();
+    f(&mut c);
+    c.wake();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_flood_is_refused_stream_by_stream_and_the_connection_lives() {
-    let server = subnet::metrics::serve_prometheus(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
-    let port = server.local_addr().port();
+    let port = metrics_port();
     let node = Node::builder()
         .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
         .build()
@@ -267,51 +328,24 @@ async fn a_stream_flood_is_refused_stream_by_stream_and_the_connection_lives() {
             }
         }
     });
-    let poke = |f: &dyn Fn(&mut Control)| {
-        let mut c = control.lock().unwrap();
-        f(&mut c);
-        if let Some(w) = c.waker.take() {
-            w.wake();
-        }
-    };
 
     // Connected: flood.
     common::eventually(Duration::from_secs(10), || {
         let c = control.clone();
-        async move { c.lock().unwrap().waker.is_some() }
+        async move { !c.lock().unwrap().wakers.is_empty() }
     })
     .await;
     let (release, released) = tokio::sync::watch::channel(false);
-    poke(&|c| {
+    poke(&control, |c| {
         c.release = Some(released.clone());
         c.to_open = FLOOD;
     });
     // The flooder opens streams as fast as its yamux lets it (yamux holds
     // back streams the remote has not acknowledged); the node holds its
     // per-connection cap and refuses the rest, one by one, and the flood
-    // stalls there. Wait until it has stood still for 2 s.
+    // stalls there.
     let cap = subnet::MAX_INBOUND_STREAMS_PER_CONNECTION;
-    let mut last = (0, 0.0);
-    let mut still = 0;
-    for _ in 0..300 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let negotiated = control.lock().unwrap().negotiated;
-        let now = (negotiated, refused_by_connection_limit(port).await);
-        still = if now == last { still + 1 } else { 0 };
-        last = now;
-        let done = {
-            let c = control.lock().unwrap();
-            c.to_open == 0 && c.negotiated + c.failed >= FLOOD
-        };
-        if done && still >= 5 {
-            break;
-        }
-    }
-    let (negotiated, failed, reset) = {
-        let c = control.lock().unwrap();
-        let reset = c.reset.load(std::sync::atomic::Ordering::Relaxed);
-        (c.negotiated, c.failed, reset)
-    };
+    let (negotiated, failed, reset) = settle(&control, port, FLOOD).await;
     let refused = refused_by_connection_limit(port).await;
     println!(
         "flood of {FLOOD}: {negotiated} negotiated, {failed} failed to open, {reset} reset by the node; it refused {refused} (connection_limit)"
@@ -327,7 +361,7 @@ async fn a_stream_flood_is_refused_stream_by_stream_and_the_connection_lives() {
     // The flooder lets go; an honest request on the same connection is
     // answered.
     release.send(true).unwrap();
-    poke(&|c| c.want_request = true);
+    poke(&control, |c| c.want_request = true);
     common::eventually(Duration::from_secs(10), || {
         let c = control.clone();
         async move { c.lock().unwrap().request.is_some() }
@@ -346,5 +380,104 @@ async fn a_stream_flood_is_refused_stream_by_stream_and_the_connection_lives() {
     let cause = closed.lock().unwrap().clone();
     assert_eq!(cause, None, "the connection closed");
     driver.abort();
+    node.shutdown().await;
+}
+
+/// Connections the silent flooder opens to the node (one identity): each
+/// holds at most the per-connection cap, so only the per-peer share stops
+/// it short of the protocol's whole capacity (1,280). A node takes 4
+/// connections per peer at most.
+const CONNECTIONS: usize = 4;
+
+/// Streams the silent flooder opens.
+const SILENT: usize = 1_300;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_identity_holding_1300_silent_streams_leaves_another_identity_served() {
+    use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+    use subnet::Protocol as _;
+    let port = metrics_port();
+    let node = common::node().await;
+    node.register(TaskProtocol).await.unwrap();
+    let address = node.addresses()[0].clone();
+
+    let control: Shared = Arc::default();
+    let (release, released) = tokio::sync::watch::channel(false);
+    control.lock().unwrap().release = Some(released);
+    let mut swarm = flooder(control.clone());
+    for _ in 0..CONNECTIONS {
+        swarm
+            .dial(
+                DialOpts::peer_id(node.peer_id())
+                    .addresses(vec![address.clone()])
+                    .condition(PeerCondition::Always)
+                    .build(),
+            )
+            .unwrap();
+    }
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    let driver = tokio::spawn(async move {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { .. } => {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                SwarmEvent::ConnectionClosed { cause, .. } => {
+                    println!("flooder connection closed: {cause:?}");
+                }
+                _ => {}
+            }
+        }
+    });
+    common::eventually(Duration::from_secs(10), || {
+        let c = connections.clone();
+        async move { c.load(std::sync::atomic::Ordering::Relaxed) == CONNECTIONS }
+    })
+    .await;
+    let started = std::time::Instant::now();
+    poke(&control, |c| {
+        c.to_open = SILENT;
+        c.per_connection = SILENT.div_ceil(CONNECTIONS);
+    });
+    let (negotiated, failed, reset) = settle(&control, port, SILENT).await;
+    let held = negotiated - reset;
+    let share = subnet::Config::DEFAULT_MAX_CONCURRENT_PER_PEER
+        + subnet::Config::DEFAULT_MAX_PENDING_PER_PEER;
+    let by_peer_limit = common::scrape_sum(
+        port,
+        "subnet_inbound_refused_total",
+        &[TaskProtocol::ID, "reason=\"peer_limit\""],
+    )
+    .await;
+    println!(
+        "silent flood of {SILENT} on {CONNECTIONS} connections: {negotiated} negotiated, {failed} failed to open, {held} held, {by_peer_limit} refused (peer_limit), in {:?}",
+        started.elapsed()
+    );
+    let started = std::time::Instant::now();
+    assert!(
+        held <= share,
+        "one identity holds at most its share: {held}"
+    );
+    assert!(by_peer_limit > 0.0, "refusals counted as peer_limit");
+
+    // A second identity's 200 calls, all at once, are all answered while
+    // the first holds its streams.
+    let caller = common::node().await;
+    let client = caller.client::<TaskProtocol>();
+    let results: Vec<_> = (0..200)
+        .map(|i| client.call(address.clone(), common::task(&format!("call {i}"))))
+        .collect::<futures::stream::FuturesUnordered<_>>()
+        .collect()
+        .await;
+    let answered = results.iter().filter(|r| r.is_ok()).count();
+    println!(
+        "the other identity: {answered} of 200 calls answered in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(answered, 200, "{:?}", results.iter().find(|r| r.is_err()));
+    release.send(true).unwrap();
+    driver.abort();
+    caller.shutdown().await;
     node.shutdown().await;
 }

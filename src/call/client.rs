@@ -14,6 +14,7 @@ use crate::{
     destination::Destination,
     metrics::{Direction, Metrics, RequestMetrics},
     protocol::{Config, Protocol},
+    streams::outbound::Transfer,
 };
 
 /// A call's response, and how the call went.
@@ -145,11 +146,15 @@ impl<P: Protocol> Client<P> {
         destination: &Destination,
         request: P::Request,
     ) -> Result<(P::Response, bool), CallError> {
-        let max = self.config.max_frame();
+        let max = self.config.max_request_frame();
         let len = prost::Message::encoded_len(&request);
         if len > max {
             return Err(CallError::RequestTooLarge { len, max });
         }
+        let transfer = Transfer {
+            max: self.config.max_frame(),
+            stall: self.config.stall_timeout(),
+        };
         let frame = Bytes::from(codec::encode_frame(&request));
         drop(request);
         let peer = destination.peer();
@@ -157,7 +162,14 @@ impl<P: Protocol> Client<P> {
         let deadline = Instant::now() + timeout;
         let (body, relayed) = self
             .connector
-            .exchange(destination, &self.protocol, &frame, max, deadline, timeout)
+            .exchange(
+                destination,
+                &self.protocol,
+                &frame,
+                transfer,
+                deadline,
+                timeout,
+            )
             .await?;
         self.metrics.frame_bytes(frame.len(), body.len());
         // From `Bytes`: `bytes` fields share the frame's buffer, no copy.

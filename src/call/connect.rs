@@ -17,7 +17,7 @@ use crate::{
     destination::Destination,
     discovery::{address_book::Source, lookup::Lookup},
     streams::{
-        outbound::{OpenError, OutboundStream, Progress},
+        outbound::{OpenError, OutboundStream, Progress, Transfer},
         shared::Shared,
     },
 };
@@ -68,14 +68,14 @@ impl Connector {
         destination: &Destination,
         protocol: &StreamProtocol,
         frame: &Bytes,
-        max: usize,
+        transfer: Transfer,
         deadline: Instant,
         timeout: Duration,
     ) -> Result<(Vec<u8>, bool), CallError> {
         let peer = destination.peer();
         let progress = Arc::new(Progress::default());
         let connections = &self.shared.connections;
-        let attempt = || connections.exchange(peer, protocol, frame, max, &progress);
+        let attempt = || connections.exchange(peer, protocol, frame, transfer, &progress);
         self.on_connection(destination, protocol, deadline, timeout, attempt, || {
             progress.get().into()
         })

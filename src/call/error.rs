@@ -9,7 +9,10 @@ use libp2p::{PeerId, StreamProtocol, swarm::DialError};
 use crate::{
     codec::{self, FrameError},
     destination::DestinationError,
-    streams::outbound::{ExchangeError, OpenError, Step},
+    streams::{
+        outbound::{ExchangeError, OpenError, Step},
+        stall::stalled,
+    },
 };
 
 /// The phase of a call that ran out of time.
@@ -124,6 +127,18 @@ pub enum CallError {
         /// What the call was doing: [`Phase::Write`] or [`Phase::Read`].
         phase: Phase,
     },
+    /// The transfer stopped: no byte of the request could be sent, or no
+    /// further byte of a response that had begun arrived, for the
+    /// protocol's stall timeout (`Config::stall_timeout`).
+    #[error("the call to {peer} made no progress for {stall:?} while {phase}")]
+    Stalled {
+        /// The peer.
+        peer: PeerId,
+        /// What the call was doing: [`Phase::Write`] or [`Phase::Read`].
+        phase: Phase,
+        /// The stall timeout.
+        stall: Duration,
+    },
     /// The remote closed or reset the stream without answering. The wire
     /// format has no error frame, so this is how a peer refuses a request
     /// (for example over capacity) or reports that its handler failed.
@@ -164,8 +179,9 @@ impl From<std::convert::Infallible> for CallError {
 
 /// Every outcome a call is counted under (`ok` and each
 /// [`CallError`]'s label).
-pub(crate) const CALL_OUTCOMES: [&str; 13] = [
+pub(crate) const CALL_OUTCOMES: [&str; 14] = [
     "ok",
+    "stalled",
     "invalid_destination",
     "no_address",
     "dial_failed",
@@ -189,6 +205,7 @@ impl CallError {
             CallError::DialFailed { .. } => "dial_failed",
             CallError::Unsupported { .. } => "unsupported",
             CallError::Timeout { .. } => "timeout",
+            CallError::Stalled { .. } => "stalled",
             CallError::Open { .. } | CallError::Write { .. } => "io",
             CallError::RequestTooLarge { .. } => "too_large",
             CallError::Refused { .. } => "refused",
@@ -249,6 +266,16 @@ pub(crate) fn exchange_failed(
         protocol: protocol.clone(),
     };
     match error {
+        ExchangeError::Write(e) if stalled(&e).is_some() => CallError::Stalled {
+            peer,
+            phase: Phase::Write,
+            stall: stalled(&e).unwrap_or_default(),
+        },
+        ExchangeError::Read(FrameError::Io(e)) if stalled(&e).is_some() => CallError::Stalled {
+            peer,
+            phase: Phase::Read,
+            stall: stalled(&e).unwrap_or_default(),
+        },
         // QUIC (quinn) reports a lost connection on the stream itself.
         ExchangeError::Write(e) if e.kind() == io::ErrorKind::NotConnected => {
             CallError::ConnectionLost {

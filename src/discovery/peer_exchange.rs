@@ -8,7 +8,7 @@
 //! side (`ask`) uses only connections that already exist, so finding a
 //! peer never dials, and never needs to find, the peers it asks.
 
-use std::{sync::Arc, time::Duration};
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures::{StreamExt, stream::FuturesUnordered};
@@ -21,8 +21,11 @@ use crate::{
     discovery::address_book::AddressBook,
     error::HandlerError,
     metrics::Metrics,
-    protocol::{Config, Protocol},
-    streams::{outbound::Progress, shared::Shared},
+    protocol::{Config, Protocol, RateLimit},
+    streams::{
+        outbound::{Progress, Transfer},
+        shared::Shared,
+    },
     swarm::addresses::is_local,
 };
 
@@ -38,6 +41,17 @@ pub const FANOUT: usize = 3;
 /// Largest peer-exchange frame: 16 KiB, room for [`MAX_ANSWER_ADDRESSES`]
 /// addresses of any reasonable length.
 pub const MAX_FRAME: usize = 16 * 1024;
+
+/// Largest peer-exchange request: 256 bytes (a peer id is at most 42).
+pub const MAX_REQUEST_FRAME: usize = 256;
+
+/// Requests one peer may start per second on average (bursts of
+/// [`RATE_BURST`]): a lookup asks [`FANOUT`] neighbours once.
+pub const RATE_PER_SECOND: u32 = 64;
+
+/// The largest burst of requests of one peer (a node looking up many
+/// peers at once).
+pub const RATE_BURST: u32 = 256;
 
 /// Serves peer-exchange questions from the node's address book.
 #[derive(Debug, Clone)]
@@ -84,9 +98,15 @@ impl Protocol for PeerExchange {
     }
 
     fn config() -> Config {
+        let limit = RateLimit::per_second(NonZeroU32::new(RATE_PER_SECOND).expect("not zero"))
+            .with_burst(NonZeroU32::new(RATE_BURST).expect("not zero"));
         Config::default()
             .with_max_frame(MAX_FRAME)
+            .with_max_request_frame(MAX_REQUEST_FRAME)
             .with_request_timeout(Duration::from_secs(5))
+            .with_max_concurrent_per_peer(16)
+            .with_max_pending_per_peer(48)
+            .with_rate_limit(limit)
     }
 }
 
@@ -112,6 +132,11 @@ pub(crate) async fn ask(
         peer_id: peer.to_bytes(),
     }));
     let protocol = StreamProtocol::new(PeerExchange::ID);
+    let config = <PeerExchange as Protocol>::config();
+    let transfer = Transfer {
+        max: config.max_frame(),
+        stall: config.stall_timeout(),
+    };
     let mut answers: FuturesUnordered<_> = neighbours
         .into_iter()
         .filter(|n| *n != peer)
@@ -123,7 +148,7 @@ pub(crate) async fn ask(
                 // `None`: no connection left to that neighbour; skip it.
                 let body = shared
                     .connections
-                    .exchange(neighbour, &protocol, &frame, MAX_FRAME, &progress)
+                    .exchange(neighbour, &protocol, &frame, transfer, &progress)
                     .await?
                     .ok()?
                     .ok()?;

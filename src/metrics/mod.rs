@@ -173,6 +173,12 @@ pub enum RefusalReason {
     ConnectionLimit,
     /// The protocol was unregistered (or its actor stopped) meanwhile.
     NotRegistered,
+    /// The peer already holds its share of the protocol
+    /// (`Config::max_concurrent_per_peer` + `max_pending_per_peer`).
+    PeerLimit,
+    /// The peer starts requests faster than the protocol's
+    /// `Config::rate_limit`.
+    RateLimited,
 }
 
 impl RefusalReason {
@@ -181,6 +187,8 @@ impl RefusalReason {
             RefusalReason::OverCapacity => "over_capacity",
             RefusalReason::NotRegistered => "not_registered",
             RefusalReason::ConnectionLimit => "connection_limit",
+            RefusalReason::PeerLimit => "peer_limit",
+            RefusalReason::RateLimited => "rate_limited",
         }
     }
 }
@@ -253,6 +261,8 @@ impl Metrics {
             RefusalReason::OverCapacity,
             RefusalReason::NotRegistered,
             RefusalReason::ConnectionLimit,
+            RefusalReason::PeerLimit,
+            RefusalReason::RateLimited,
         ] {
             counter!(INBOUND_REFUSED, "node" => self.node.clone(), "protocol" => protocol.to_owned(), "reason" => reason.label())
                 .increment(0);

@@ -16,6 +16,7 @@ use dashmap::DashMap;
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::peer_share::{PeerPermit, PeerShares};
 use crate::{
     context::RequestId,
     metrics::{Metrics, RefusalReason},
@@ -37,11 +38,16 @@ pub struct InboundStream {
     pub remote_addr: Multiaddr,
     /// Whether the connection runs through a relay.
     pub relayed: bool,
+    /// When the stream was admitted: the request's time limits count
+    /// from here.
+    pub admitted_at: tokio::time::Instant,
     /// Released when the request ends.
     pub permit: OwnedSemaphorePermit,
     /// Counts the stream against its connection's cap
     /// ([`MAX_INBOUND_STREAMS_PER_CONNECTION`]) until the request ends.
     pub connection_permit: OwnedSemaphorePermit,
+    /// Counts the stream against its peer's share of the protocol.
+    pub(crate) share: PeerPermit,
 }
 
 /// Inbound streams one connection may hold at once (admitted to any
@@ -65,6 +71,8 @@ pub(crate) struct Route {
     /// Streams admitted at once (running or waiting to run); more are
     /// refused. Also the route's identity.
     pub(crate) admitted: Arc<Semaphore>,
+    /// Each peer's share of the protocol.
+    pub(crate) shares: Arc<PeerShares>,
 }
 
 /// The registered protocols and their routes.
@@ -140,11 +148,10 @@ impl Routes {
         self.offered.read().expect("offered lock poisoned").clone()
     }
 
-    /// Hands an inbound stream to its protocol's sink, or refuses it.
-    /// Called from the connection's task.
-    /// Hands `stream` to its protocol if both its connection (`connection`:
-    /// the connection's stream budget) and the protocol have room; resets
-    /// and counts it otherwise.
+    /// Hands `stream` to its protocol's sink if its connection
+    /// (`connection`: the connection's stream budget), its peer's share and
+    /// the protocol all have room; resets and counts it otherwise. Called
+    /// from the connection's task.
     pub(crate) fn deliver(
         &self,
         stream: Stream,
@@ -167,6 +174,14 @@ impl Routes {
             return;
         };
         let id = RequestId(self.next_request.fetch_add(1, Ordering::Relaxed));
+        let share = match route.shares.admit(peer) {
+            Ok(share) => share,
+            Err(reason) => {
+                self.metrics.inbound_refused(&protocol, reason);
+                tracing::debug!(request = %id, %peer, %protocol, ?reason, "inbound stream refused: the peer is past its share");
+                return;
+            }
+        };
         let Ok(permit) = route.admitted.clone().try_acquire_owned() else {
             self.metrics
                 .inbound_refused(&protocol, RefusalReason::OverCapacity);
@@ -180,8 +195,10 @@ impl Routes {
             peer,
             remote_addr: remote.clone(),
             relayed,
+            admitted_at: tokio::time::Instant::now(),
             permit,
             connection_permit,
+            share,
         };
         if !route.sink.deliver(inbound) {
             self.metrics

@@ -18,18 +18,22 @@ use std::sync::{
 use futures::future::Either;
 use libp2p::Stream;
 
-use super::outbound::{ExchangeError, ExchangeRequest, Step};
+use super::{
+    outbound::{ExchangeError, ExchangeRequest, Step},
+    stall::Stalling,
+};
 use crate::codec;
 
 /// Runs `request` on `stream`, the negotiated outbound stream; `closed`
 /// says whether the stream's connection has ended.
-pub(crate) async fn run(request: ExchangeRequest, mut stream: Stream, closed: Arc<AtomicBool>) {
+pub(crate) async fn run(request: ExchangeRequest, stream: Stream, closed: Arc<AtomicBool>) {
     let ExchangeRequest {
         frame,
-        max,
+        transfer,
         progress,
         mut reply,
     } = request;
+    let mut stream = Stalling::new(stream, transfer.stall);
     if reply.is_canceled() {
         return; // the caller gave up while the stream opened: send nothing
     }
@@ -40,7 +44,8 @@ pub(crate) async fn run(request: ExchangeRequest, mut stream: Stream, closed: Ar
                 .await
                 .map_err(ExchangeError::Write)?;
             progress.set(Step::Read);
-            codec::read_frame(&mut stream, max)
+            stream.await_answer();
+            codec::read_frame(&mut stream, transfer.max)
                 .await
                 .map_err(ExchangeError::Read)
         };

@@ -17,8 +17,10 @@
 //! - [`behaviour`]: the `NetworkBehaviour`; registers each connection's handler.
 //! - [`handler`]: the `ConnectionHandler`; negotiates streams both ways.
 //! - [`admission`]: the registered protocols; inbound streams to their sink, or refused.
+//! - [`peer_share`]: one peer's share of a protocol (per-peer caps, rate limit).
 //! - [`outbound`]: the connections; callers' stream and exchange requests to them.
 //! - [`exchange`]: one request frame out, one response frame in, in the connection's task.
+//! - [`stall`]: timeouts on progress for every transfer, both ways.
 //! - [`gate`]: membership gating, checked when a connection is established.
 
 pub(crate) mod admission;
@@ -27,7 +29,9 @@ pub(crate) mod exchange;
 pub(crate) mod gate;
 pub(crate) mod handler;
 pub(crate) mod outbound;
+pub(crate) mod peer_share;
 pub(crate) mod shared;
+pub(crate) mod stall;
 
 pub(crate) use self::shared::Shared;
 pub use self::{

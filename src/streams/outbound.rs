@@ -13,6 +13,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicU8, Ordering},
     },
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -126,12 +127,22 @@ pub(crate) enum ExchangeError {
 /// exchange answered or failed.
 pub(crate) type ExchangeResult = Result<Result<Vec<u8>, ExchangeError>, OpenError>;
 
+/// The bounds of one exchange's transfer: the largest response accepted
+/// (bytes), and how long the request write or the response read may go
+/// without progress (waiting for the response's first byte is not a stall:
+/// the handler is working).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Transfer {
+    pub(crate) max: usize,
+    pub(crate) stall: Duration,
+}
+
 /// An exchange a caller asks of a connection: the request frame, the
 /// largest response accepted, and where the answer goes.
 #[derive(Debug)]
 pub(crate) struct ExchangeRequest {
     pub(crate) frame: Bytes,
-    pub(crate) max: usize,
+    pub(crate) transfer: Transfer,
     pub(crate) progress: Arc<Progress>,
     pub(crate) reply: oneshot::Sender<ExchangeResult>,
 }
@@ -261,7 +272,7 @@ impl Connections {
     }
 
     /// Has a connection to `peer` send `frame` on a new stream of `protocol`
-    /// and read the response frame (at most `max` bytes), in its task.
+    /// and read the response frame (within `transfer`'s bounds), in its task.
     /// `None` if there is no usable connection; `Some(Err(_))` if the stream
     /// could not be opened (nothing was sent).
     pub(crate) async fn exchange(
@@ -269,14 +280,14 @@ impl Connections {
         peer: PeerId,
         protocol: &StreamProtocol,
         frame: &Bytes,
-        max: usize,
+        transfer: Transfer,
         progress: &Arc<Progress>,
     ) -> Option<ExchangeResult> {
         let (answer, _permit, relayed) = self
             .submit(peer, protocol, |reply| {
                 Outbound::Exchange(ExchangeRequest {
                     frame: frame.clone(),
-                    max,
+                    transfer,
                     progress: progress.clone(),
                     reply,
                 })

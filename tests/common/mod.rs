@@ -36,6 +36,27 @@ pub async fn probe_server(probe: Probe) -> (Node, String) {
     (node, address)
 }
 
+/// The sum of the series of `family` whose labels contain every one of
+/// `labels` (each `key="value"`), scraped from the metrics server on
+/// `port` (`subnet::metrics::serve_prometheus`).
+pub async fn scrape_sum(port: u16, family: &str, labels: &[&str]) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    let prefix = format!("{family}{{");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix) && labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Polls `check` until it holds, failing the test after `timeout`.
 pub async fn eventually<F, Fut>(timeout: Duration, mut check: F)
 where
@@ -130,6 +151,9 @@ pub fn kind(error: &ServeError) -> String {
         ServeError::Respond { source, .. } => format!("Respond({source:?})"),
         ServeError::Panicked { message, .. } => format!("Panicked {{ message: {message:?} }}"),
         ServeError::Stopping { .. } => "Stopping".to_owned(),
+        ServeError::RequestStalled { stall, .. } => format!("RequestStalled({stall:?})"),
+        ServeError::ResponseStalled { stall, .. } => format!("ResponseStalled({stall:?})"),
+        ServeError::Expired { .. } => "Expired".to_owned(),
     }
 }
 
