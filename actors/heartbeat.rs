@@ -13,7 +13,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::SystemTime,
+    time::{Instant, SystemTime},
 };
 
 use libp2p::{PeerId, gossipsub::MessageAcceptance};
@@ -29,6 +29,8 @@ use crate::{
         heartbeat::{self, Config, Rejection},
     },
     metrics::Metrics,
+    reputation::{Reputation, Violation},
+    streams::gate::Gate,
     swarm::addresses::{ListenAddresses, is_local},
 };
 
@@ -81,6 +83,10 @@ pub struct HeartbeatActor {
     pub(crate) address_book: ActorRef<AddressBookMessage>,
     /// The node's metrics.
     pub(crate) metrics: Metrics,
+    /// Membership gating: with it on, only members' heartbeats count.
+    pub(crate) gate: Gate,
+    /// Told of the peers that forward invalid heartbeats.
+    pub(crate) reputation: Arc<Reputation>,
 }
 
 /// The state of the `HeartbeatActor`: what changes.
@@ -89,7 +95,8 @@ pub struct HeartbeatState {
     timer: tokio::task::JoinHandle<()>,
     publish_queued: Arc<AtomicBool>,
     sequence: u64,
-    last_seen: HashMap<PeerId, u64>,
+    /// Each signer's last accepted sequence, and when it was accepted.
+    last_seen: HashMap<PeerId, (u64, Instant)>,
     stats: HeartbeatStats,
 }
 
@@ -193,11 +200,29 @@ impl HeartbeatActor {
         message: GossipMessage,
     ) -> Result<(), ActorProcessingErr> {
         let (propagation_source, signer) = (message.propagation_source, message.signer);
+        let now = Instant::now();
         let last = signer.and_then(|s| state.last_seen.get(&s).copied());
+        // A signer gets one heartbeat per half interval through; the
+        // gate, when closed, only members'.
+        let min_gap = self.config.interval() / 2;
         let _span =
             tracing::debug_span!("heartbeat received", from = %propagation_source).entered();
-        let verdict =
-            heartbeat::validate(&self.config, &message.data, signer, SystemTime::now(), last);
+        let verdict = heartbeat::validate(
+            &self.config,
+            &message.data,
+            signer,
+            SystemTime::now(),
+            last.map(|(sequence, _)| sequence),
+        )
+        .and_then(|accepted| {
+            if !self.gate.admits(&accepted.peer) {
+                Err(Rejection::NotMember)
+            } else if last.is_some_and(|(_, at)| now.duration_since(at) < min_gap) {
+                Err(Rejection::TooFrequent)
+            } else {
+                Ok(accepted)
+            }
+        });
         let acceptance = match verdict {
             Ok(accepted) => {
                 state.stats.accepted += 1;
@@ -210,7 +235,9 @@ impl HeartbeatActor {
                         state.last_seen.remove(&any);
                     }
                 }
-                state.last_seen.insert(accepted.peer, accepted.sequence);
+                state
+                    .last_seen
+                    .insert(accepted.peer, (accepted.sequence, now));
                 let mut addresses = accepted.addresses;
                 if !message.local {
                     // From another host: its loopback addresses are not its.
@@ -228,6 +255,15 @@ impl HeartbeatActor {
                 *state.stats.rejected.entry(rejection).or_default() += 1;
                 self.metrics.heartbeat_rejected(rejection.name());
                 tracing::debug!(from = %propagation_source, ?signer, "heartbeat not accepted: {}", rejection.name());
+                // A forwarder validates before it forwards: what it should
+                // have rejected is its fault. Membership views may lag
+                // between nodes, so a non-member's is not.
+                if rejection.acceptance() == MessageAcceptance::Reject
+                    && rejection != Rejection::NotMember
+                {
+                    self.reputation
+                        .report(propagation_source, Violation::InvalidHeartbeat);
+                }
                 rejection.acceptance()
             }
         };

@@ -26,10 +26,12 @@ use tokio::sync::Semaphore;
 
 use super::request::RequestActor;
 use crate::{
+    codec::FrameError,
     context::RequestId,
     error::ServeError,
     metrics::RequestMetrics,
     protocol::{Config, Protocol},
+    reputation::Violation,
     streams::{
         admission::{InboundSink, InboundStream, Route},
         peer_share::PeerShares,
@@ -212,6 +214,9 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
                 }
             }
         };
+        if let Some(violation) = violation(&error) {
+            self.shared.reputation.report(error.peer(), violation);
+        }
         match error {
             ServeError::Handler { .. }
             | ServeError::HandlerDeadline { .. }
@@ -259,5 +264,20 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
             ),
         }
         Ok(())
+    }
+}
+
+/// The protocol violation a failure shows, if any: a request that is not a
+/// well-formed frame of the protocol's message. A frame cut short is not
+/// one (an honest caller that gives up mid-write leaves one), nor is a
+/// slow, silent or vanished caller.
+fn violation(error: &ServeError) -> Option<Violation> {
+    match error {
+        ServeError::Request {
+            source: FrameError::VarintTooLong | FrameError::TooLarge { .. },
+            ..
+        }
+        | ServeError::Decode { .. } => Some(Violation::MalformedFrame),
+        _ => None,
     }
 }

@@ -351,6 +351,8 @@ impl NodeSupervisor {
                 swarm: state.actors.swarm.clone(),
                 address_book: state.actors.address_book.clone(),
                 metrics: self.metrics.clone(),
+                gate: self.gate.clone(),
+                reputation: self.shared.reputation.clone(),
             };
             let (heartbeat, _) = Actor::spawn_linked(None, actor, (), myself.get_cell()).await?;
             let topic = IdentTopic::new(heartbeat::topic(config.subnet_id())).hash();

@@ -262,6 +262,24 @@ impl ServeError {
         }
     }
 
+    /// The peer whose request failed.
+    pub fn peer(&self) -> PeerId {
+        match self {
+            ServeError::Request { peer, .. }
+            | ServeError::RequestTimeout { peer, .. }
+            | ServeError::RequestStalled { peer, .. }
+            | ServeError::Expired { peer, .. }
+            | ServeError::Decode { peer, .. }
+            | ServeError::Handler { peer, .. }
+            | ServeError::HandlerDeadline { peer, .. }
+            | ServeError::ResponseTooLarge { peer, .. }
+            | ServeError::Respond { peer, .. }
+            | ServeError::ResponseStalled { peer, .. }
+            | ServeError::Panicked { peer, .. }
+            | ServeError::Stopping { peer, .. } => *peer,
+        }
+    }
+
     /// The request that failed.
     pub fn request_id(&self) -> RequestId {
         match self {

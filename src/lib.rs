@@ -13,6 +13,7 @@ pub mod keys;
 pub mod metrics;
 mod node;
 pub mod protocol;
+pub mod reputation;
 pub(crate) mod streams;
 pub mod swarm;
 pub mod task;
@@ -26,7 +27,7 @@ pub use libp2p::{Multiaddr, PeerId, StreamProtocol, identity::Keypair};
 pub use node::{Health, Node, NodeBuilder};
 pub use protocol::{Config, Protocol, RateLimit};
 pub use streams::{
-    InboundStream, MAX_INBOUND_STREAMS_PER_CONNECTION, MAX_OUTBOUND_STREAMS_PER_CONNECTION,
+    Banned, InboundStream, MAX_INBOUND_STREAMS_PER_CONNECTION, MAX_OUTBOUND_STREAMS_PER_CONNECTION,
     NotMember, OutboundStream,
 };
 pub use swarm::{addresses::Reachability, security};

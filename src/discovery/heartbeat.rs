@@ -117,11 +117,16 @@ pub enum Rejection {
     BadAddresses,
     /// Dropped unread: too many heartbeats awaited validation.
     Overloaded,
+    /// Its signer is not a member of the subnet (membership gating is on).
+    NotMember,
+    /// Its signer's previous heartbeat was accepted less than half an
+    /// interval ago: the excess is dropped before GossipSub forwards it.
+    TooFrequent,
 }
 
 impl Rejection {
     /// Every reason.
-    pub const ALL: [Rejection; 8] = [
+    pub const ALL: [Rejection; 10] = [
         Rejection::Oversized,
         Rejection::Malformed,
         Rejection::Forged,
@@ -130,6 +135,8 @@ impl Rejection {
         Rejection::Replayed,
         Rejection::BadAddresses,
         Rejection::Overloaded,
+        Rejection::NotMember,
+        Rejection::TooFrequent,
     ];
 
     /// A short lowercase name, for logs and metrics.
@@ -143,6 +150,8 @@ impl Rejection {
             Rejection::Replayed => "replayed",
             Rejection::BadAddresses => "bad_addresses",
             Rejection::Overloaded => "overloaded",
+            Rejection::NotMember => "not_member",
+            Rejection::TooFrequent => "too_frequent",
         }
     }
 
@@ -150,9 +159,10 @@ impl Rejection {
     /// duplicate is ignored, the rest is rejected (and penalises the sender).
     pub fn acceptance(self) -> MessageAcceptance {
         match self {
-            Rejection::Stale | Rejection::Replayed | Rejection::Overloaded => {
-                MessageAcceptance::Ignore
-            }
+            Rejection::Stale
+            | Rejection::Replayed
+            | Rejection::Overloaded
+            | Rejection::TooFrequent => MessageAcceptance::Ignore,
             _ => MessageAcceptance::Reject,
         }
     }

@@ -70,6 +70,12 @@ pub const HOLE_PUNCHES: &str = "subnet_hole_punches_total";
 /// Requests over a relayed connection, by protocol and direction (a part
 /// of `subnet_requests_total`; the rest went direct).
 pub const REQUESTS_RELAYED: &str = "subnet_requests_relayed_total";
+/// Protocol violations reported against peers, by violation.
+pub const PEER_VIOLATIONS: &str = "subnet_peer_violations_total";
+/// Peers banned, by reason (misbehaved, operator).
+pub const PEERS_BANNED: &str = "subnet_peers_banned_total";
+/// Peers banned now.
+pub const BANNED_PEERS: &str = "subnet_banned_peers";
 /// Actors that failed (error or panic), by actor kind.
 pub const ACTOR_FAILURES: &str = "subnet_actor_failures_total";
 /// Actors restarted by their supervisor, by actor kind.
@@ -140,6 +146,12 @@ pub fn describe() {
         REQUESTS_RELAYED,
         "Requests over a relayed connection, by protocol and direction"
     );
+    describe_counter!(
+        PEER_VIOLATIONS,
+        "Protocol violations reported against peers, by violation"
+    );
+    describe_counter!(PEERS_BANNED, "Peers banned, by reason");
+    describe_gauge!(BANNED_PEERS, "Peers banned now");
     describe_counter!(ACTOR_FAILURES, "Actors that failed, by kind");
     describe_counter!(ACTOR_RESTARTS, "Actors restarted, by kind");
     describe_gauge!(BUILD_INFO, "Always 1; the version label says which");
@@ -337,6 +349,35 @@ impl Metrics {
     pub(crate) fn hole_punch(&self, direct: bool) {
         let result = if direct { "direct" } else { "failed" };
         counter!(HOLE_PUNCHES, "node" => self.node.clone(), "result" => result).increment(1);
+    }
+
+    /// Registers the reputation families at 0.
+    pub(crate) fn preregister_reputation(&self) {
+        for violation in crate::reputation::Violation::ALL {
+            counter!(PEER_VIOLATIONS, "node" => self.node.clone(), "violation" => violation.label())
+                .increment(0);
+        }
+        for reason in ["misbehaved", "operator"] {
+            counter!(PEERS_BANNED, "node" => self.node.clone(), "reason" => reason).increment(0);
+        }
+        self.bans_now(0);
+    }
+
+    /// Counts a protocol violation.
+    pub(crate) fn violation(&self, violation: &'static str) {
+        counter!(PEER_VIOLATIONS, "node" => self.node.clone(), "violation" => violation)
+            .increment(1);
+    }
+
+    /// Counts a ban; `now` peers are banned.
+    pub(crate) fn banned(&self, reason: &'static str, now: usize) {
+        counter!(PEERS_BANNED, "node" => self.node.clone(), "reason" => reason).increment(1);
+        self.bans_now(now);
+    }
+
+    /// Sets the number of peers banned now.
+    pub(crate) fn bans_now(&self, now: usize) {
+        gauge!(BANNED_PEERS, "node" => self.node.clone()).set(now as f64);
     }
 
     /// Counts a failed actor.

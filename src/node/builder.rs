@@ -25,6 +25,7 @@ use crate::{
     },
     error::StartError,
     metrics::Metrics,
+    reputation,
     streams::{gate::Gate, shared::Shared},
     swarm::{
         self, SwarmOptions,
@@ -57,6 +58,7 @@ pub struct NodeBuilder {
     relays: Vec<Multiaddr>,
     external: Vec<Multiaddr>,
     hole_punching: bool,
+    reputation: reputation::Config,
 }
 
 impl Default for NodeBuilder {
@@ -85,6 +87,7 @@ impl Default for NodeBuilder {
             relays: Vec::new(),
             external: Vec::new(),
             hole_punching: true,
+            reputation: reputation::Config::default(),
         }
     }
 }
@@ -316,6 +319,13 @@ impl NodeBuilder {
         self
     }
 
+    /// Sets how peers' violations are scored and how long a misbehaving
+    /// peer is banned (see [`reputation`]).
+    pub fn reputation(mut self, config: reputation::Config) -> Self {
+        self.reputation = config;
+        self
+    }
+
     /// Sets how long a connection without streams is kept open.
     pub fn idle_connection_timeout(mut self, timeout: Duration) -> Self {
         self.idle_connection_timeout = timeout;
@@ -361,7 +371,7 @@ impl NodeBuilder {
             .collect();
         let metrics = Metrics::new(&self.metrics_label);
         metrics.preregister();
-        let shared = Arc::new(Shared::new(metrics.clone()));
+        let shared = Arc::new(Shared::new(metrics.clone(), self.reputation.clone()));
         let book = AddressBook::default();
         let gate = if self.gating {
             Gate::closed()

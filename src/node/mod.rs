@@ -25,6 +25,7 @@ use crate::{
     error::RegisterError,
     metrics::{Direction, Metrics},
     protocol::{Config, Protocol},
+    reputation,
     streams::{outbound::OutboundStream, shared::Shared},
     swarm::addresses::ListenAddresses,
 };
@@ -150,6 +151,38 @@ impl Node {
             .connector
             .lookup
             .learned(peer, vec![address], Source::Manual, None);
+    }
+
+    /// Bans `peer` for `duration`: its connections are closed, and new
+    /// ones, either way, refused until the ban ends (counted
+    /// `subnet_peers_banned_total{reason="operator"}`, announced as
+    /// [`reputation::Event::Banned`]).
+    pub fn ban(&self, peer: PeerId, duration: Duration) {
+        self.inner
+            .shared
+            .reputation
+            .ban_for(peer, duration, reputation::BanReason::Operator);
+    }
+
+    /// Lifts `peer`'s ban; `false` if it was not banned.
+    pub fn unban(&self, peer: &PeerId) -> bool {
+        self.inner.shared.reputation.unban(peer)
+    }
+
+    /// Whether `peer` is banned now.
+    pub fn is_banned(&self, peer: &PeerId) -> bool {
+        self.inner.shared.reputation.is_banned(peer)
+    }
+
+    /// `peer`'s reputation score now: 0 is clean, each violation lowers it,
+    /// and it recovers with time; below the threshold the peer is banned.
+    pub fn reputation(&self, peer: &PeerId) -> f64 {
+        self.inner.shared.reputation.score(peer)
+    }
+
+    /// Bans and unbans, from now on.
+    pub fn reputation_events(&self) -> broadcast::Receiver<reputation::Event> {
+        self.inner.shared.reputation.events()
     }
 
     /// The current heartbeat actor's counters (they start again at zero

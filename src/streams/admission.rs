@@ -20,6 +20,7 @@ use super::peer_share::{PeerPermit, PeerShares};
 use crate::{
     context::RequestId,
     metrics::{Metrics, RefusalReason},
+    reputation::{Reputation, Violation},
 };
 
 /// An inbound stream handed to a protocol's sink, with the permit that
@@ -78,6 +79,8 @@ pub(crate) struct Route {
 /// The registered protocols and their routes.
 pub(crate) struct Routes {
     metrics: Metrics,
+    /// Told of every request refused by a rate limit.
+    reputation: Arc<Reputation>,
     routes: DashMap<StreamProtocol, Route>,
     /// The keys of `routes`, as the list offered to inbound negotiation.
     offered: RwLock<Arc<[StreamProtocol]>>,
@@ -96,9 +99,10 @@ impl std::fmt::Debug for Routes {
 }
 
 impl Routes {
-    pub(crate) fn new(metrics: Metrics) -> Self {
+    pub(crate) fn new(metrics: Metrics, reputation: Arc<Reputation>) -> Self {
         Self {
             metrics,
+            reputation,
             routes: DashMap::new(),
             offered: RwLock::new(Arc::from(Vec::new())),
             changes: Mutex::new(()),
@@ -178,6 +182,9 @@ impl Routes {
             Ok(share) => share,
             Err(reason) => {
                 self.metrics.inbound_refused(&protocol, reason);
+                if reason == RefusalReason::RateLimited {
+                    self.reputation.report(peer, Violation::RateLimitExceeded);
+                }
                 tracing::debug!(request = %id, %peer, %protocol, ?reason, "inbound stream refused: the peer is past its share");
                 return;
             }

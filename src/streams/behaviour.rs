@@ -12,8 +12,8 @@ use libp2p::{
     Multiaddr, PeerId,
     core::{Endpoint, transport::PortUse},
     swarm::{
-        ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
-        THandlerOutEvent, ToSwarm,
+        CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler,
+        THandlerInEvent, THandlerOutEvent, ToSwarm,
     },
 };
 
@@ -26,8 +26,14 @@ use crate::swarm::addresses::{is_circuit, is_local};
 #[error("peer {0} is not a member of the subnet")]
 pub struct NotMember(pub PeerId);
 
+/// Why a connection was refused: the peer is banned
+/// ([`crate::reputation`]).
+#[derive(Debug, thiserror::Error)]
+#[error("peer {0} is banned")]
+pub struct Banned(pub PeerId);
+
 /// The behaviour: registers each connection's handler with the shared
-/// connections.
+/// connections; refuses banned peers and closes their connections.
 #[derive(Debug)]
 pub(crate) struct Behaviour {
     shared: Arc<Shared>,
@@ -48,6 +54,10 @@ impl Behaviour {
         remote: Multiaddr,
         relayed: bool,
     ) -> Result<Handler, ConnectionDenied> {
+        if self.shared.reputation.is_banned(&peer) {
+            tracing::debug!(%peer, "connection refused: banned");
+            return Err(ConnectionDenied::new(Banned(peer)));
+        }
         if !self.gate.admits(&peer) {
             tracing::debug!(%peer, "connection refused: not a member");
             return Err(ConnectionDenied::new(NotMember(peer)));
@@ -89,6 +99,21 @@ impl NetworkBehaviour for Behaviour {
         self.handler(id, peer, addr.clone(), is_circuit(addr))
     }
 
+    fn handle_pending_outbound_connection(
+        &mut self,
+        _id: ConnectionId,
+        peer: Option<PeerId>,
+        _addresses: &[Multiaddr],
+        _effective_role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        match peer {
+            Some(peer) if self.shared.reputation.is_banned(&peer) => {
+                Err(ConnectionDenied::new(Banned(peer)))
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
     fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
         if let FromSwarm::ConnectionClosed(closed) = event {
             self.shared
@@ -106,7 +131,13 @@ impl NetworkBehaviour for Behaviour {
         match event {}
     }
 
-    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
-        Poll::Pending
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
+        self.shared
+            .reputation
+            .poll_disconnect(cx)
+            .map(|peer_id| ToSwarm::CloseConnection {
+                peer_id,
+                connection: CloseConnection::All,
+            })
     }
 }

@@ -36,6 +36,6 @@ pub(crate) mod stall;
 pub(crate) use self::shared::Shared;
 pub use self::{
     admission::{InboundStream, MAX_INBOUND_STREAMS_PER_CONNECTION},
-    behaviour::NotMember,
+    behaviour::{Banned, NotMember},
     outbound::{MAX_OUTBOUND_STREAMS_PER_CONNECTION, OutboundStream},
 };

@@ -1,0 +1,441 @@
+//! Reputation and bans: a score per peer, lowered by each protocol
+//! violation it commits and recovering with time; a peer whose score falls
+//! below [`Config::threshold`] is banned for [`Config::ban_duration`]: its
+//! connections are closed, and new ones (either way) refused, until the ban
+//! ends. An operator bans and unbans by hand with `Node::ban` and
+//! `Node::unban`.
+//!
+//! Violations and their default penalties ([`Violation::penalty`]):
+//!
+//! | violation | penalty | reported by |
+//! |---|---|---|
+//! | a malformed request frame (bad length prefix, over the size limit, cut short) or not the protocol's message | 25 | the protocol's actor |
+//! | an invalid heartbeat (bad signature, wrong subnet, not a member, over its rate) | 20 | the heartbeat actor, against the peer that forwarded it |
+//! | a request refused by the protocol's rate limit | 1 | admission |
+//!
+//! With the default threshold of -80, four malformed frames in a short
+//! while ban a peer (three cost 75); a score halves every
+//! [`Config::half_life`] (60 s), so an honest peer's occasional fault is
+//! forgotten.
+//!
+//! Bounded: scores are kept for at most [`MAX_TRACKED`] peers (the one
+//! nearest to a clean score goes first) and bans for at most [`MAX_BANS`]
+//! (the one ending soonest goes first).
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures::task::AtomicWaker;
+use libp2p::PeerId;
+use tokio::{sync::broadcast, time::Instant};
+
+use crate::metrics::Metrics;
+
+/// Peers whose score is kept at most.
+pub const MAX_TRACKED: usize = 4096;
+
+/// Bans held at most.
+pub const MAX_BANS: usize = 4096;
+
+/// Events kept for a slow reader of [`Reputation::events`] before it
+/// misses some (`broadcast`'s lag).
+const EVENTS: usize = 256;
+
+/// A protocol violation, as reported against the peer that committed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Violation {
+    /// A request frame that is malformed or not the protocol's message.
+    MalformedFrame,
+    /// An invalid heartbeat forwarded by the peer.
+    InvalidHeartbeat,
+    /// A request refused by the protocol's per-peer rate limit.
+    RateLimitExceeded,
+}
+
+impl Violation {
+    /// The score it costs, by default.
+    pub fn penalty(self) -> f64 {
+        match self {
+            Violation::MalformedFrame => 25.0,
+            Violation::InvalidHeartbeat => 20.0,
+            Violation::RateLimitExceeded => 1.0,
+        }
+    }
+
+    /// Its metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Violation::MalformedFrame => "malformed_frame",
+            Violation::InvalidHeartbeat => "invalid_heartbeat",
+            Violation::RateLimitExceeded => "rate_limited",
+        }
+    }
+
+    /// Every violation, for metrics registered at 0.
+    pub(crate) const ALL: [Violation; 3] = [
+        Violation::MalformedFrame,
+        Violation::InvalidHeartbeat,
+        Violation::RateLimitExceeded,
+    ];
+}
+
+/// Why a peer was banned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanReason {
+    /// Its score fell below the threshold; the violation that did it.
+    Misbehaved(Violation),
+    /// `Node::ban`.
+    Operator,
+}
+
+impl BanReason {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            BanReason::Misbehaved(_) => "misbehaved",
+            BanReason::Operator => "operator",
+        }
+    }
+}
+
+/// What happened to a peer's standing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The peer is banned for `duration`: disconnected and refused.
+    Banned {
+        /// The peer.
+        peer: PeerId,
+        /// How long the ban lasts.
+        duration: Duration,
+        /// Why.
+        reason: BanReason,
+    },
+    /// The ban was lifted by `Node::unban` (a ban that runs out ends
+    /// without an event: the peer is simply admitted again).
+    Unbanned {
+        /// The peer.
+        peer: PeerId,
+    },
+}
+
+/// Reputation settings (`NodeBuilder::reputation`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    threshold: f64,
+    ban_duration: Duration,
+    half_life: Duration,
+}
+
+impl Config {
+    /// Score below which a peer is banned: -80.
+    pub const DEFAULT_THRESHOLD: f64 = -80.0;
+    /// How long a misbehaving peer stays banned: 10 min.
+    pub const DEFAULT_BAN_DURATION: Duration = Duration::from_secs(600);
+    /// Time in which a score recovers half the way to 0: 60 s.
+    pub const DEFAULT_HALF_LIFE: Duration = Duration::from_secs(60);
+
+    /// Sets the score below which a peer is banned (negative).
+    pub fn with_threshold(mut self, threshold: f64) -> Self {
+        self.threshold = threshold;
+        self
+    }
+
+    /// Sets how long a misbehaving peer stays banned.
+    pub fn with_ban_duration(mut self, duration: Duration) -> Self {
+        self.ban_duration = duration;
+        self
+    }
+
+    /// Sets the time in which a score recovers half the way to 0.
+    pub fn with_half_life(mut self, half_life: Duration) -> Self {
+        self.half_life = half_life;
+        self
+    }
+
+    /// The score below which a peer is banned.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    /// How long a misbehaving peer stays banned.
+    pub fn ban_duration(&self) -> Duration {
+        self.ban_duration
+    }
+
+    /// The time in which a score recovers half the way to 0.
+    pub fn half_life(&self) -> Duration {
+        self.half_life
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            threshold: Self::DEFAULT_THRESHOLD,
+            ban_duration: Self::DEFAULT_BAN_DURATION,
+            half_life: Self::DEFAULT_HALF_LIFE,
+        }
+    }
+}
+
+/// A peer's score, as of `at`.
+#[derive(Debug, Clone, Copy)]
+struct Score {
+    value: f64,
+    at: Instant,
+}
+
+impl Score {
+    fn now(self, now: Instant, half_life: Duration) -> f64 {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        let half_life = half_life.as_secs_f64().max(f64::MIN_POSITIVE);
+        self.value * 0.5f64.powf(elapsed / half_life)
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    scores: HashMap<PeerId, Score>,
+    /// Each banned peer and when its ban ends.
+    bans: HashMap<PeerId, Instant>,
+    /// Banned peers whose connections are still to be closed.
+    to_disconnect: HashSet<PeerId>,
+}
+
+/// The node's reputation book: scores and bans, shared by the behaviour
+/// (refuses and closes connections), admission, the protocol and heartbeat
+/// actors (report violations) and the `Node` (operator bans).
+#[derive(Debug)]
+pub(crate) struct Reputation {
+    config: Config,
+    state: Mutex<State>,
+    waker: AtomicWaker,
+    events: broadcast::Sender<Event>,
+    metrics: Metrics,
+}
+
+impl Reputation {
+    pub(crate) fn new(config: Config, metrics: Metrics) -> Self {
+        metrics.preregister_reputation();
+        Self {
+            config,
+            state: Mutex::new(State::default()),
+            waker: AtomicWaker::new(),
+            events: broadcast::channel(EVENTS).0,
+            metrics,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("reputation lock poisoned")
+    }
+
+    /// Lowers `peer`'s score for `violation`; bans it if the score falls
+    /// below the threshold. Returns whether it is (now) banned.
+    pub(crate) fn report(&self, peer: PeerId, violation: Violation) -> bool {
+        self.metrics.violation(violation.label());
+        let now = Instant::now();
+        let score = {
+            let mut state = self.state();
+            if state.bans.get(&peer).is_some_and(|until| *until > now) {
+                return true;
+            }
+            if !state.scores.contains_key(&peer) && state.scores.len() >= MAX_TRACKED {
+                // Forget the peer nearest to a clean score.
+                let half_life = self.config.half_life;
+                if let Some(cleanest) = state
+                    .scores
+                    .iter()
+                    .max_by(|a, b| a.1.now(now, half_life).total_cmp(&b.1.now(now, half_life)))
+                    .map(|(peer, _)| *peer)
+                {
+                    state.scores.remove(&cleanest);
+                }
+            }
+            let half_life = self.config.half_life;
+            let entry = state.scores.entry(peer).or_insert(Score {
+                value: 0.0,
+                at: now,
+            });
+            let value = entry.now(now, half_life) - violation.penalty();
+            *entry = Score { value, at: now };
+            value
+        };
+        tracing::debug!(%peer, ?violation, score, "protocol violation");
+        if score < self.config.threshold {
+            self.ban_for(
+                peer,
+                self.config.ban_duration,
+                BanReason::Misbehaved(violation),
+            );
+            return true;
+        }
+        false
+    }
+
+    /// `peer`'s score now (0: clean), for tests and operators.
+    pub(crate) fn score(&self, peer: &PeerId) -> f64 {
+        let state = self.state();
+        state
+            .scores
+            .get(peer)
+            .map_or(0.0, |s| s.now(Instant::now(), self.config.half_life))
+    }
+
+    /// Bans `peer` for `duration`: its connections are closed and new ones
+    /// refused until then.
+    pub(crate) fn ban_for(&self, peer: PeerId, duration: Duration, reason: BanReason) {
+        let now = Instant::now();
+        let until = now + duration;
+        let banned = {
+            let mut state = self.state();
+            state.bans.retain(|_, until| *until > now);
+            if !state.bans.contains_key(&peer)
+                && state.bans.len() >= MAX_BANS
+                && let Some(soonest) = state
+                    .bans
+                    .iter()
+                    .min_by_key(|(_, until)| **until)
+                    .map(|(peer, _)| *peer)
+            {
+                state.bans.remove(&soonest);
+            }
+            state.bans.insert(peer, until);
+            state.scores.remove(&peer);
+            state.to_disconnect.insert(peer);
+            state.bans.len()
+        };
+        tracing::warn!(%peer, ?duration, ?reason, "peer banned");
+        self.metrics.banned(reason.label(), banned);
+        let _ = self.events.send(Event::Banned {
+            peer,
+            duration,
+            reason,
+        });
+        self.waker.wake();
+    }
+
+    /// Lifts `peer`'s ban; `false` if it was not banned.
+    pub(crate) fn unban(&self, peer: &PeerId) -> bool {
+        let now = Instant::now();
+        let (was, banned) = {
+            let mut state = self.state();
+            let was = state.bans.remove(peer).is_some_and(|until| until > now);
+            state.bans.retain(|_, until| *until > now);
+            state.to_disconnect.remove(peer);
+            (was, state.bans.len())
+        };
+        self.metrics.bans_now(banned);
+        if was {
+            tracing::info!(%peer, "peer unbanned");
+            let _ = self.events.send(Event::Unbanned { peer: *peer });
+        }
+        was
+    }
+
+    /// Whether `peer` is banned now.
+    pub(crate) fn is_banned(&self, peer: &PeerId) -> bool {
+        let now = Instant::now();
+        self.state()
+            .bans
+            .get(peer)
+            .is_some_and(|until| *until > now)
+    }
+
+    /// Reputation events, from now on.
+    pub(crate) fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The next banned peer whose connections are to be closed (the
+    /// behaviour's poll).
+    pub(crate) fn poll_disconnect(&self, cx: &mut Context<'_>) -> Poll<PeerId> {
+        self.waker.register(cx.waker());
+        let mut state = self.state();
+        let Some(peer) = state.to_disconnect.iter().next().copied() else {
+            return Poll::Pending;
+        };
+        state.to_disconnect.remove(&peer);
+        Poll::Ready(peer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book() -> Reputation {
+        Reputation::new(Config::default(), Metrics::new("test"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn four_malformed_frames_ban_a_peer_and_the_ban_runs_out() {
+        let reputation = book();
+        let (bad, good) = (PeerId::random(), PeerId::random());
+        let mut events = reputation.events();
+        for _ in 0..3 {
+            assert!(!reputation.report(bad, Violation::MalformedFrame));
+        }
+        reputation.report(good, Violation::MalformedFrame);
+        assert!(reputation.report(bad, Violation::MalformedFrame));
+        assert!(reputation.is_banned(&bad));
+        assert!(!reputation.is_banned(&good));
+        assert!(matches!(
+            events.try_recv(),
+            Ok(Event::Banned { peer, reason: BanReason::Misbehaved(Violation::MalformedFrame), .. }) if peer == bad
+        ));
+        tokio::time::advance(Config::DEFAULT_BAN_DURATION).await;
+        assert!(!reputation.is_banned(&bad));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_score_recovers_with_time() {
+        let reputation = book();
+        let peer = PeerId::random();
+        for _ in 0..3 {
+            reputation.report(peer, Violation::MalformedFrame);
+        }
+        assert_eq!(reputation.score(&peer), -75.0);
+        tokio::time::advance(Config::DEFAULT_HALF_LIFE * 2).await;
+        assert!((reputation.score(&peer) + 18.75).abs() < 0.01);
+        // Two more faults now do not ban (three fresh ones would not
+        // either): the old ones have faded.
+        for _ in 0..2 {
+            assert!(!reputation.report(peer, Violation::MalformedFrame));
+        }
+    }
+
+    #[test]
+    fn an_operator_ban_is_lifted_by_unban() {
+        let reputation = book();
+        let peer = PeerId::random();
+        let mut events = reputation.events();
+        reputation.ban_for(peer, Duration::from_secs(60), BanReason::Operator);
+        assert!(reputation.is_banned(&peer));
+        assert!(reputation.unban(&peer));
+        assert!(!reputation.is_banned(&peer));
+        assert!(!reputation.unban(&peer));
+        assert!(matches!(events.try_recv(), Ok(Event::Banned { .. })));
+        assert_eq!(events.try_recv(), Ok(Event::Unbanned { peer }));
+    }
+
+    #[test]
+    fn scores_and_bans_stay_bounded() {
+        let reputation = book();
+        for _ in 0..MAX_TRACKED + 10 {
+            reputation.report(PeerId::random(), Violation::RateLimitExceeded);
+        }
+        assert_eq!(reputation.state().scores.len(), MAX_TRACKED);
+        for _ in 0..MAX_BANS + 10 {
+            reputation.ban_for(
+                PeerId::random(),
+                Duration::from_secs(60),
+                BanReason::Operator,
+            );
+        }
+        assert_eq!(reputation.state().bans.len(), MAX_BANS);
+    }
+}
