@@ -242,3 +242,158 @@ async fn a_first_heartbeat_without_listeners_goes_out_when_a_peer_subscribes() {
     let record = second.address_book().lookup(&first.peer_id()).unwrap();
     assert_eq!(record.subnet_node_id, Some(1), "{record:?}");
 }
+
+fn registry_file(name: &str) -> subnet::registry::FileRegistry {
+    let dir = std::env::temp_dir().join(format!("subnet-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    subnet::registry::FileRegistry::new(dir.join("registry.toml"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_throwaway_key_heartbeats_never_evicts_registry_or_bootstrap_entries() {
+    use subnet::registry::Member;
+    let member = PeerId::random();
+    let registry = registry_file("throwaway-flood");
+    registry
+        .write(&[Member {
+            peer_id: member,
+            subnet_node_id: 7,
+            addresses: vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
+        }])
+        .unwrap();
+    // A bootstrap peer that is down: its entry is never confirmed again, so
+    // it is the oldest in the book, the first an age-only eviction takes.
+    let bootstrap = PeerId::random();
+    let target = builder(1)
+        .registry(registry)
+        .address_book(address_book::Config::default().with_max_peers(8))
+        .bootstrap(
+            format!("/ip4/127.0.0.1/tcp/1/p2p/{bootstrap}")
+                .parse()
+                .unwrap(),
+        )
+        .build()
+        .await
+        .unwrap();
+    eventually(WAIT, || async {
+        target.address_book().contains(&member) && target.address_book().contains(&bootstrap)
+    })
+    .await;
+    // Twelve fresh identities, each heartbeating: more than the book holds.
+    let mut flood = Vec::new();
+    for i in 0..12 {
+        let node = builder(100 + i)
+            .bootstrap(target.addresses()[0].clone())
+            .build()
+            .await
+            .unwrap();
+        flood.push(node);
+    }
+    eventually(WAIT, || async {
+        target.heartbeat_stats().await.unwrap().accepted >= 40
+    })
+    .await;
+    let book = target.address_book();
+    let learned = flood.iter().filter(|n| book.contains(&n.peer_id())).count();
+    println!(
+        "book of {} (bound 8): {learned} of 12 flooders, registry member and bootstrap kept",
+        book.len()
+    );
+    assert!(book.contains(&member), "the registry member stays");
+    assert!(book.contains(&bootstrap), "the bootstrap peer stays");
+    assert_eq!(book.lookup(&member).unwrap().subnet_node_id, Some(7));
+    assert!(book.len() <= 8, "{}", book.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signer_heartbeating_too_often_has_the_excess_dropped() {
+    let receiver = builder(1).build().await.unwrap();
+    let chatty = builder(2)
+        .bootstrap(receiver.addresses()[0].clone())
+        .build()
+        .await
+        .unwrap();
+    eventually(WAIT, || async {
+        receiver.heartbeat_stats().await.unwrap().accepted >= 1
+    })
+    .await;
+    let before = receiver.heartbeat_stats().await.unwrap().accepted;
+    // Twenty valid heartbeats at once; the interval is 200 ms, so one in
+    // 100 ms gets through.
+    let config = fast_heartbeat(2);
+    for sequence in 0..20u64 {
+        let heartbeat = heartbeat::build(
+            &config,
+            chatty.peer_id(),
+            &chatty.addresses(),
+            u64::MAX / 2 + sequence,
+            SystemTime::now(),
+        );
+        chatty
+            .publish(heartbeat::topic(1), encode(&heartbeat))
+            .unwrap();
+    }
+    eventually(WAIT, || async {
+        let stats = receiver.heartbeat_stats().await.unwrap();
+        stats
+            .rejected
+            .get(&Rejection::TooFrequent)
+            .copied()
+            .unwrap_or(0)
+            >= 15
+    })
+    .await;
+    let stats = receiver.heartbeat_stats().await.unwrap();
+    println!("receiver stats: {stats:?}");
+    assert!(stats.accepted - before <= 4, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_gating_a_non_members_heartbeat_is_rejected() {
+    use subnet::registry::Member;
+    let member_key = subnet::Keypair::generate_ed25519();
+    let registry = registry_file("gated-heartbeats");
+    registry
+        .write(&[Member {
+            peer_id: member_key.public().to_peer_id(),
+            subnet_node_id: 2,
+            addresses: vec![],
+        }])
+        .unwrap();
+    let guarded = builder(1)
+        .registry(registry)
+        .gating(true)
+        .build()
+        .await
+        .unwrap();
+    let member = builder(2)
+        .keypair(member_key)
+        .bootstrap(guarded.addresses()[0].clone())
+        .build()
+        .await
+        .unwrap();
+    // The outsider reaches the guarded node only through the member, which
+    // does not gate and forwards its heartbeats.
+    let outsider = builder(3)
+        .bootstrap(member.addresses()[0].clone())
+        .build()
+        .await
+        .unwrap();
+    eventually(WAIT, || async {
+        let stats = guarded.heartbeat_stats().await.unwrap();
+        stats
+            .rejected
+            .get(&Rejection::NotMember)
+            .copied()
+            .unwrap_or(0)
+            >= 1
+            && stats.accepted >= 1
+    })
+    .await;
+    assert!(guarded.address_book().contains(&member.peer_id()));
+    assert!(!guarded.address_book().contains(&outsider.peer_id()));
+    assert!(
+        !guarded.is_banned(&member.peer_id()),
+        "forwarding is no fault"
+    );
+}

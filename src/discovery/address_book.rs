@@ -98,6 +98,15 @@ impl PeerRecord {
     pub fn is_protected(&self) -> bool {
         self.addresses.iter().any(|e| e.source.is_protected())
     }
+
+    /// The most trusted source of its addresses ([`Source::trust`]).
+    fn trust(&self) -> u8 {
+        self.addresses
+            .iter()
+            .map(|e| e.source.trust())
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 impl Source {
@@ -105,6 +114,20 @@ impl Source {
     /// explicit addresses, which stay within the book's bound).
     pub fn is_protected(self) -> bool {
         matches!(self, Source::Registry)
+    }
+
+    /// How far the book trusts the source, for eviction: a peer only makes
+    /// room for a newcomer of at least its own trust. The registry (2) is
+    /// never evicted; the operator's addresses (1: bootstrap peers,
+    /// `Node::add_address`, calls by multiaddr) only for more of the
+    /// operator's; what peers tell (0: heartbeats, peer exchange,
+    /// identify, Kademlia) for anyone.
+    pub fn trust(self) -> u8 {
+        match self {
+            Source::Registry => 2,
+            Source::Manual => 1,
+            _ => 0,
+        }
     }
 }
 
@@ -313,7 +336,7 @@ impl AddressBook {
             }
             // A full book of registry members takes no other peer (members
             // are taken beyond the cap: the registry bounds them).
-            if !self.evict_for_room(config, &mut events) && !source.is_protected() {
+            if !self.evict_for_room(config, source, &mut events) && !source.is_protected() {
                 return events;
             }
             events.push(Event::PeerAdded { peer, source });
@@ -323,9 +346,18 @@ impl AddressBook {
             subnet_node_id: None,
             found_via: source,
         });
-        // The registry's word on a node id wins over a peer's own claim.
-        if subnet_node_id.is_some() && (source == Source::Registry || !record.is_protected()) {
-            record.subnet_node_id = subnet_node_id;
+        // The registry's word on a node id wins over a peer's own claim
+        // (its heartbeat), which wins over a third party's (a peer-exchange
+        // answer: it only fills a gap); 0 means unknown and changes nothing.
+        if let Some(id) = subnet_node_id.filter(|id| *id != 0) {
+            let believed = match source {
+                Source::Registry => true,
+                Source::Heartbeat => !record.is_protected(),
+                _ => !record.is_protected() && record.subnet_node_id.is_none(),
+            };
+            if believed {
+                record.subnet_node_id = Some(id);
+            }
         }
         for address in addresses {
             let address = without_peer_id(address);
@@ -404,23 +436,23 @@ impl AddressBook {
         gone
     }
 
-    /// Makes room for one more peer. A full book evicts the least recently
-    /// confirmed 1/64 of its peers in one pass, so that a flood of new peers
-    /// costs one scan per batch, not one per peer.
-    /// Makes room for one more peer by evicting the least recently
-    /// confirmed of those the registry does not list;
-    /// `false` if the book is full and none could go.
-    fn evict_for_room(&self, config: &Config, events: &mut Vec<Event>) -> bool {
+    /// Makes room for one more peer, learned from `source`: a full book
+    /// evicts 1/64 of its peers in one pass (a flood of new peers costs one
+    /// scan per batch, not one per peer), the least trusted first
+    /// ([`Source::trust`]), then the least recently confirmed, and never one
+    /// more trusted than `source` or listed by the registry. `false` if the
+    /// book is full and none could go.
+    fn evict_for_room(&self, config: &Config, source: Source, events: &mut Vec<Event>) -> bool {
         let len = self.peers.len();
         if len < config.max_peers {
             return true;
         }
         let evict = len - config.max_peers + (config.max_peers / 64).max(1);
-        let mut ages: Vec<(Option<Instant>, PeerId)> = self
+        let mut ages: Vec<(u8, Option<Instant>, PeerId)> = self
             .peers
             .iter()
-            .filter(|r| !r.is_protected())
-            .map(|r| (r.last_confirmed(), *r.key()))
+            .filter(|r| !r.is_protected() && r.trust() <= source.trust())
+            .map(|r| (r.trust(), r.last_confirmed(), *r.key()))
             .collect();
         if ages.is_empty() {
             return false;
@@ -429,7 +461,7 @@ impl AddressBook {
         if evict < ages.len() {
             ages.select_nth_unstable(evict);
         }
-        for (_, peer) in &ages[..evict] {
+        for (_, _, peer) in &ages[..evict] {
             self.peers.remove(peer);
             events.push(Event::PeerExpired { peer: *peer });
         }
@@ -622,6 +654,60 @@ mod tests {
         }
         assert!(members.iter().all(|m| book.contains(m)), "members stay");
         assert_eq!(book.len(), 8, "and nobody else got in");
+    }
+
+    #[test]
+    fn learned_peers_never_evict_the_operators_and_the_operators_evict_learned_first() {
+        let config = Config::default().with_max_peers(8);
+        let book = AddressBook::default();
+        let now = Instant::now();
+        let bootstrap: Vec<PeerId> = (0..4).map(|_| PeerId::random()).collect();
+        for peer in &bootstrap {
+            book.merge(*peer, vec![address(1)], Source::Manual, None, &config, now);
+        }
+        for i in 0..1_000u32 {
+            book.merge(
+                PeerId::random(),
+                vec![address(2)],
+                Source::Heartbeat,
+                None,
+                &config,
+                now + i * SECOND,
+            );
+        }
+        assert!(bootstrap.iter().all(|p| book.contains(p)), "manual stay");
+        // More of the operator's own: the learned go first, then the
+        // operator's oldest.
+        let later: Vec<PeerId> = (0..6).map(|_| PeerId::random()).collect();
+        for (i, peer) in later.iter().enumerate() {
+            let at = now + (2_000 + i as u32) * SECOND;
+            book.merge(*peer, vec![address(3)], Source::Manual, None, &config, at);
+        }
+        assert!(later.iter().all(|p| book.contains(p)));
+        assert!(book.len() <= 8);
+        let peers = book.peers();
+        assert!(
+            peers
+                .iter()
+                .all(|p| book.lookup(p).unwrap().addresses[0].source == Source::Manual),
+            "no learned peer is left before a manual one goes"
+        );
+    }
+
+    #[test]
+    fn a_zero_or_a_third_partys_node_id_never_overwrites() {
+        let config = Config::default();
+        let book = AddressBook::default();
+        let now = Instant::now();
+        let peer = PeerId::random();
+        let merge = |source, id| {
+            book.merge(peer, vec![address(1)], source, Some(id), &config, now);
+            book.lookup(&peer).unwrap().subnet_node_id
+        };
+        assert_eq!(merge(Source::Heartbeat, 3), Some(3));
+        assert_eq!(merge(Source::Heartbeat, 0), Some(3), "0 is unknown");
+        assert_eq!(merge(Source::PeerExchange, 9), Some(3), "hearsay");
+        assert_eq!(merge(Source::Heartbeat, 4), Some(4), "its own word");
     }
 
     #[test]
