@@ -10,7 +10,12 @@
 //! through here: see `src/streams/` for how streams reach protocols and
 //! callers directly.
 
-use std::{collections::HashMap, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
@@ -44,6 +49,7 @@ use crate::{
         Behaviour, BehaviourEvent, Built, Libp2pMetrics,
         addresses::{ListenAddresses, Reachability, Tested, is_circuit, is_local},
         relays::{Closed, Relays},
+        upkeep::Upkeep,
     },
 };
 
@@ -245,12 +251,14 @@ impl Actor for SwarmActor {
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
         let (verdicts, reported) = mpsc::channel(MAX_PENDING_GOSSIP);
         let Built(swarm, libp2p_metrics) = swarm;
+        let local = *swarm.local_peer_id();
         let event_loop = EventLoop {
             swarm,
             libp2p_metrics,
             commands: receiver,
             address_book: self.address_book.clone(),
             dials: HashMap::new(),
+            upkeep: Upkeep::new(local),
             lookups: HashMap::new(),
             gossip: self.gossip.clone(),
             pending_gossip: Arc::new(Semaphore::new(MAX_PENDING_GOSSIP)),
@@ -349,6 +357,8 @@ struct EventLoop {
     commands: mpsc::Receiver<SwarmMessage>,
     address_book: ActorRef<AddressBookMessage>,
     dials: HashMap<PeerId, PendingDial>,
+    /// Which known peers the connection upkeep dials next.
+    upkeep: Upkeep,
     lookups: HashMap<kad::QueryId, (PeerId, RpcReplyPort<Vec<Multiaddr>>)>,
     gossip: GossipPort,
     /// Permits of GossipSub messages awaiting a verdict.
@@ -416,19 +426,26 @@ impl EventLoop {
         }
         let local = *self.swarm.local_peer_id();
         let wanted = self.min_peers - connected;
-        let candidates: Vec<PeerId> = self
+        let known: Vec<PeerId> = self
             .book
             .peers()
             .into_iter()
-            .filter(|p| *p != local && !self.swarm.is_connected(p))
-            .take(wanted)
+            .filter(|p| *p != local)
             .collect();
+        let swarm = &self.swarm;
+        let candidates =
+            self.upkeep
+                .candidates(known, wanted, |p| swarm.is_connected(p), Instant::now());
         for peer in candidates {
             let opts = DialOpts::peer_id(peer)
                 .addresses(self.book.addresses(&peer))
                 .condition(PeerCondition::DisconnectedAndNotDialing)
                 .build();
-            let _ = self.swarm.dial(opts);
+            if self.swarm.dial(opts).is_err() {
+                // Not started (another dial is under way, or no address):
+                // no event will say how it ended.
+                self.upkeep.failed(peer, Instant::now());
+            }
         }
     }
 
@@ -621,10 +638,13 @@ impl EventLoop {
                         self.relays.offered(peer_id, address);
                     }
                 }
-                if let Some(kad) = self.swarm.behaviour_mut().kademlia.as_mut() {
-                    for address in &addresses {
-                        kad.add_address(&peer_id, address.clone());
-                    }
+                if let Some(kad) = self.swarm.behaviour_mut().kademlia.as_mut()
+                    && info
+                        .protocols
+                        .iter()
+                        .any(|p| kad.protocol_names().contains(p))
+                {
+                    replace_kademlia_addresses(kad, &peer_id, &addresses);
                 }
                 let _ = self.address_book.cast(AddressBookMessage::Add {
                     peer: peer_id,
@@ -734,6 +754,7 @@ impl EventLoop {
                     let address = endpoint.get_remote_address().clone();
                     self.dialed.insert(connection_id, address);
                 }
+                self.upkeep.connected(&peer_id);
                 tracing::debug!(peer = %peer_id, address = %endpoint.get_remote_address(), "connected");
                 self.metrics.connection(
                     endpoint.is_dialer(),
@@ -755,6 +776,16 @@ impl EventLoop {
                 ..
             } => {
                 tracing::debug!(%peer, "dial failed: {error}");
+                self.upkeep.failed(peer, Instant::now());
+                // An address that answered with another identity (or our
+                // own) is not the peer's: forget it, whoever told of it.
+                let mut forgot = false;
+                if let DialError::WrongPeerId { address, .. } | DialError::LocalPeerId { address } =
+                    &error
+                {
+                    forgot = self.book.forget(&peer, address);
+                    tracing::debug!(%peer, %address, "forgot an address that answered with another peer id");
+                }
                 if let DialError::Transport(failed) = &error {
                     let addresses = failed.iter().map(|(a, _)| a.clone()).collect();
                     let _ = self
@@ -776,7 +807,11 @@ impl EventLoop {
                             .retain(|a| !tried.contains(&without_peer_id(a.clone())));
                         !p.untried.is_empty()
                     });
-                    if untried == Some(true) {
+                    let others_left = forgot && !self.book.addresses(&peer).is_empty();
+                    if untried == Some(true) || (others_left && self.dials.contains_key(&peer)) {
+                        // The one dial a poisoned address failed (rust-libp2p
+                        // fails the whole dial on a wrong peer id) is made
+                        // again without it.
                         self.start_dial(peer);
                     } else {
                         self.finish_dials(peer, Err(Arc::new(error)));
@@ -1023,6 +1058,35 @@ fn transport(address: &Multiaddr) -> &'static str {
         "tcp"
     } else {
         "other"
+    }
+}
+
+/// Sets `peer`'s addresses in Kademlia's routing table to `addresses` (at
+/// most [`MAX_ANSWER_ADDRESSES`]): what a previous identify listed and this
+/// one does not is removed, so a peer that reconnects with new addresses
+/// each time cannot grow its entry (which Kademlia serves to others).
+fn replace_kademlia_addresses(
+    kad: &mut libp2p::kad::Behaviour<libp2p::kad::store::MemoryStore>,
+    peer: &PeerId,
+    addresses: &[Multiaddr],
+) {
+    for address in addresses {
+        kad.add_address(peer, address.clone());
+    }
+    let key = libp2p::kad::KBucketKey::from(*peer);
+    let stale: Vec<Multiaddr> = kad
+        .kbucket(*peer)
+        .map(|bucket| {
+            bucket
+                .iter()
+                .filter(|entry| *entry.node.key == key)
+                .flat_map(|entry| entry.node.value.iter().cloned().collect::<Vec<_>>())
+                .filter(|a| !addresses.contains(&without_peer_id(a.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    for address in stale {
+        kad.remove_address(peer, &address);
     }
 }
 

@@ -109,7 +109,12 @@ async fn a_peer_sending_garbage_frames_is_banned_and_refused_until_its_ban_ends(
     assert!(server.is_banned(&honest.peer_id()));
     assert!(!answers(&honest, &server).await, "refused while banned");
     assert!(server.unban(&honest.peer_id()));
-    assert!(answers(&honest, &server).await, "served once unbanned");
+    // The refused connection may still be closing on the honest side: a
+    // call on it fails as a lost connection; the next dials afresh.
+    common::eventually(Duration::from_secs(5), || async {
+        answers(&honest, &server).await
+    })
+    .await;
     for node in [attacker, honest, server] {
         node.shutdown().await;
     }

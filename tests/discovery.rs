@@ -269,3 +269,177 @@ async fn an_answer_with_a_thousand_addresses_is_cut_to_sixteen() {
         other => panic!("{other}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_unreachable_peers_do_not_keep_upkeep_from_a_live_one() {
+    let live = bare().build().await.unwrap();
+    let node = bare().min_peers(2).build().await.unwrap();
+    // Fifty peers nobody listens for, then the live one: a fixed order
+    // with no backoff would redial the first ones every second.
+    for port in 1..=50u16 {
+        node.add_address(
+            subnet::PeerId::random(),
+            format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap(),
+        );
+    }
+    node.add_address(live.peer_id(), live.addresses()[0].clone());
+    let started = std::time::Instant::now();
+    let live_id = live.peer_id();
+    eventually(Duration::from_secs(30), || {
+        let node = node.clone();
+        async move { node.connected_peers().await.unwrap().contains(&live_id) }
+    })
+    .await;
+    println!("the live peer connected after {:?}", started.elapsed());
+}
+
+/// Answers every peer-exchange question with its own address: a poisoned
+/// answer that makes a dial reach the wrong identity.
+struct Poisoner(subnet::Multiaddr);
+
+impl subnet::Protocol for Poisoner {
+    const ID: &'static str = "/subnet/peer_exchange/1.0.0";
+    type Request = subnet::peer_exchange::PeerExchangeRequest;
+    type Response = subnet::peer_exchange::PeerExchangeResponse;
+
+    async fn handle(
+        &self,
+        _ctx: subnet::RequestContext,
+        _request: Self::Request,
+    ) -> Result<Self::Response, subnet::HandlerError> {
+        Ok(subnet::peer_exchange::PeerExchangeResponse {
+            addresses: vec![self.0.to_vec()],
+            subnet_node_id: 0,
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_that_answers_with_another_peer_id_is_forgotten() {
+    let poisoner = bare().build().await.unwrap();
+    let mut own = poisoner.addresses()[0].clone();
+    own.pop(); // without its /p2p part: any peer id may be claimed there
+    poisoner.register(Poisoner(own.clone())).await.unwrap();
+    let target = bare().build().await.unwrap();
+    target.register(TaskProtocol).await.unwrap();
+    let victim = bare()
+        .peer_exchange(true)
+        .bootstrap(poisoner.addresses()[0].clone())
+        .build()
+        .await
+        .unwrap();
+    let poisoner_id = poisoner.peer_id();
+    eventually(WAIT, || {
+        let victim = victim.clone();
+        async move {
+            victim
+                .connected_peers()
+                .await
+                .unwrap()
+                .contains(&poisoner_id)
+        }
+    })
+    .await;
+    // The poisoned answer sends the call to the poisoner's address.
+    let error = victim
+        .client::<TaskProtocol>()
+        .call(target.peer_id(), task("poisoned"))
+        .await
+        .unwrap_err();
+    println!("first call: {error}");
+    assert!(
+        !victim
+            .address_book()
+            .addresses(&target.peer_id())
+            .contains(&own),
+        "the poisoned address is forgotten"
+    );
+    // Given the true address, every call goes through.
+    victim.add_address(target.peer_id(), target.addresses()[0].clone());
+    let target_id = target.peer_id();
+    eventually(WAIT, || {
+        let victim = victim.clone();
+        async move { !victim.address_book().addresses(&target_id).is_empty() }
+    })
+    .await;
+    for i in 0..5 {
+        victim
+            .client::<TaskProtocol>()
+            .call(target.peer_id(), task(&format!("call {i}")))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kademlia_stores_no_record_a_peer_puts() {
+    use futures::StreamExt;
+    use libp2p::{
+        SwarmBuilder, kad, noise,
+        swarm::{StreamProtocol, SwarmEvent},
+        tcp, yamux,
+    };
+    let node = Node::builder()
+        .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .subnet(1)
+        .build()
+        .await
+        .unwrap();
+    let mut swarm = SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|key| {
+            let peer = key.public().to_peer_id();
+            let config = kad::Config::new(StreamProtocol::new("/subnet/1/kad/1.0.0"));
+            kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), config)
+        })
+        .unwrap()
+        .build();
+    swarm.behaviour_mut().set_mode(Some(kad::Mode::Client));
+    let mut address = node.addresses()[0].clone();
+    address.pop();
+    swarm.behaviour_mut().add_address(&node.peer_id(), address);
+    let key = kad::RecordKey::new(&"not the subnet's business");
+    let record = kad::Record::new(key.clone(), vec![0x42; 1024]);
+    swarm
+        .behaviour_mut()
+        .put_record(record, kad::Quorum::One)
+        .unwrap();
+    let mut put_done = false;
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            if let SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+                result, step, ..
+            }) = swarm.select_next_some().await
+            {
+                match result {
+                    kad::QueryResult::PutRecord(result) => {
+                        println!("put: {result:?}");
+                        put_done = true;
+                        // Only the node's answer counts, not our own copy.
+                        swarm.behaviour_mut().remove_record(&key);
+                        swarm.behaviour_mut().get_record(key.clone());
+                    }
+                    kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))) => {
+                        return Some(found.peer);
+                    }
+                    kad::QueryResult::GetRecord(_) if step.last => return None,
+                    _ => {}
+                }
+            }
+        }
+    })
+    .await
+    .expect("the queries end");
+    assert!(put_done);
+    assert_eq!(
+        found, None,
+        "the node served back a record it should not keep"
+    );
+    node.shutdown().await;
+}

@@ -403,6 +403,21 @@ impl AddressBook {
         }
     }
 
+    /// Forgets `address` of `peer` (it answered with another identity),
+    /// unless the registry lists it; `true` if it was forgotten. A peer
+    /// left with no address leaves at the next expiry.
+    pub(crate) fn forget(&self, peer: &PeerId, address: &Multiaddr) -> bool {
+        let address = without_peer_id(address.clone());
+        let Some(mut record) = self.peers.get_mut(peer) else {
+            return false;
+        };
+        let before = record.addresses.len();
+        record
+            .addresses
+            .retain(|e| e.address != address || e.source.is_protected());
+        record.addresses.len() < before
+    }
+
     /// Marks failed dials of `peer`'s addresses: they sort later.
     pub(crate) fn demote(&self, peer: &PeerId, failed: &[Multiaddr]) {
         if let Some(mut record) = self.peers.get_mut(peer) {

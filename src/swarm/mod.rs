@@ -16,6 +16,7 @@ pub mod addresses;
 pub(crate) mod dial_back;
 pub(crate) mod relays;
 pub mod security;
+pub(crate) mod upkeep;
 pub(crate) mod woken;
 
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
@@ -57,6 +58,10 @@ pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(7);
 /// default: 5 s). Each address is tested once, so a short interval costs
 /// nothing once they are; it makes a node behind NAT find out sooner.
 const AUTONAT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Largest Kademlia message: 16 KiB (rust-libp2p's default, said here on
+/// purpose): 20 peers of a FIND_NODE answer with a few addresses each.
+const KADEMLIA_MAX_PACKET: usize = 16 * 1024;
 
 /// Established connections to one peer at most.
 const MAX_CONNECTIONS_PER_PEER: u32 = 4;
@@ -229,11 +234,27 @@ pub(crate) fn build(
             let kademlia = options.kademlia.then(|| {
                 let protocol = format!("/subnet/{}/kad/1.0.0", options.subnet_id);
                 let protocol = StreamProtocol::try_from_owned(protocol).expect("starts with /");
-                let mut kad = kad::Behaviour::with_config(
+                // Kademlia serves peer lookups only: records and provider
+                // records others put are not stored (filtered, then
+                // dropped), none are replicated or republished, and the
+                // store holds nothing.
+                let mut config = kad::Config::new(protocol);
+                config
+                    .set_record_filtering(kad::StoreInserts::FilterBoth)
+                    .set_replication_interval(None)
+                    .set_publication_interval(None)
+                    .set_provider_publication_interval(None)
+                    .set_max_packet_size(KADEMLIA_MAX_PACKET);
+                let store = MemoryStore::with_config(
                     peer,
-                    MemoryStore::new(peer),
-                    kad::Config::new(protocol),
+                    kad::store::MemoryStoreConfig {
+                        max_records: 0,
+                        max_value_bytes: 0,
+                        max_providers_per_key: 0,
+                        max_provided_keys: 0,
+                    },
                 );
+                let mut kad = kad::Behaviour::with_config(peer, store, config);
                 kad.set_mode(Some(kad::Mode::Server));
                 kad
             });
