@@ -31,7 +31,7 @@ use crate::{
     metrics::Metrics,
     reputation::{Reputation, Violation},
     streams::gate::Gate,
-    swarm::addresses::{ListenAddresses, is_local},
+    swarm::addresses::{ListenAddresses, is_believable},
 };
 
 /// Peers whose last sequence is remembered (for replay checks).
@@ -239,10 +239,9 @@ impl HeartbeatActor {
                     .last_seen
                     .insert(accepted.peer, (accepted.sequence, now));
                 let mut addresses = accepted.addresses;
-                if !message.local {
-                    // From another host: its loopback addresses are not its.
-                    addresses.retain(|a| !is_local(a));
-                }
+                // From another host, its loopback addresses are not its; an
+                // unspecified or multicast one is nobody's.
+                addresses.retain(|a| is_believable(a, message.local));
                 self.address_book.cast(AddressBookMessage::Add {
                     peer: accepted.peer,
                     addresses,

@@ -47,7 +47,7 @@ use crate::{
     streams::shared::Shared,
     swarm::{
         Behaviour, BehaviourEvent, Built, Libp2pMetrics,
-        addresses::{ListenAddresses, Reachability, Tested, is_circuit, is_local},
+        addresses::{ListenAddresses, Reachability, Tested, is_believable, is_circuit, is_local},
         relays::{Closed, Relays},
         upkeep::Upkeep,
     },
@@ -259,6 +259,7 @@ impl Actor for SwarmActor {
             address_book: self.address_book.clone(),
             dials: HashMap::new(),
             upkeep: Upkeep::new(local),
+            descriptors_warned: None,
             lookups: HashMap::new(),
             gossip: self.gossip.clone(),
             pending_gossip: Arc::new(Semaphore::new(MAX_PENDING_GOSSIP)),
@@ -359,6 +360,8 @@ struct EventLoop {
     dials: HashMap<PeerId, PendingDial>,
     /// Which known peers the connection upkeep dials next.
     upkeep: Upkeep,
+    /// When running out of file descriptors was last logged.
+    descriptors_warned: Option<Instant>,
     lookups: HashMap<kad::QueryId, (PeerId, RpcReplyPort<Vec<Multiaddr>>)>,
     gossip: GossipPort,
     /// Permits of GossipSub messages awaiting a verdict.
@@ -617,13 +620,11 @@ impl EventLoop {
                 // or link-local addresses (and on ours they are another
                 // node's): keep those only from a peer connected over one.
                 let mut addresses = info.listen_addrs;
-                if !self
+                let local = self
                     .shared
                     .connections
-                    .is_local_connection(&peer_id, connection_id)
-                {
-                    addresses.retain(|a| !is_local(a));
-                }
+                    .is_local_connection(&peer_id, connection_id);
+                addresses.retain(|a| is_believable(a, local));
                 // A peer may list any number: the first few are enough.
                 addresses.truncate(MAX_ANSWER_ADDRESSES);
                 if info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
@@ -816,6 +817,26 @@ impl EventLoop {
                     } else {
                         self.finish_dials(peer, Err(Arc::new(error)));
                     }
+                }
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                // Accepting failed; the listener goes on. Out of file
+                // descriptors is said plainly, at most every 10 s.
+                if crate::error::is_out_of_descriptors(&error) {
+                    let now = Instant::now();
+                    if self
+                        .descriptors_warned
+                        .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(10))
+                    {
+                        self.descriptors_warned = Some(now);
+                        let limit = rlimit::Resource::NOFILE.get().map_or(0, |(soft, _)| soft);
+                        tracing::warn!(
+                            limit,
+                            "accepting connections fails: the process is out of file descriptors; raise the open-file limit or run fewer nodes per process"
+                        );
+                    }
+                } else {
+                    tracing::debug!("accepting a connection failed: {error}");
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -1019,7 +1040,7 @@ impl EventLoop {
             .into_iter()
             .filter(|p| p.peer_id == target)
             .flat_map(|p| p.addrs)
-            .filter(|a| one_machine || !is_local(a))
+            .filter(|a| is_believable(a, one_machine))
             .take(MAX_ANSWER_ADDRESSES)
             .collect();
         if !found.is_empty() || last {

@@ -71,15 +71,30 @@ async fn run(size: usize, interval: Duration, heartbeats_only: bool, kademlia: b
             .heartbeat(config(id))
     };
     let before = resident_kib();
-    let first = builder(1).build().await.unwrap();
+    let first = match builder(1).build().await {
+        Ok(node) => node,
+        Err(error) => return println!("| {size} | could not start: {error} | | | |"),
+    };
     let mut nodes = vec![first.clone()];
     for i in 1..size {
-        let node = builder(i as u64 + 1)
+        let started = builder(i as u64 + 1)
             .bootstrap(first.addresses()[0].clone())
             .build()
-            .await
-            .unwrap();
-        nodes.push(node);
+            .await;
+        match started {
+            Ok(node) => nodes.push(node),
+            // Out of file descriptors, typically: say so and stop there.
+            Err(error) => {
+                println!(
+                    "| {size} | node {} of {size} could not start: {error} | | | |",
+                    i + 1
+                );
+                for node in nodes {
+                    node.shutdown().await;
+                }
+                return;
+            }
+        }
     }
     let started = Instant::now();
     let ids: Vec<PeerId> = nodes.iter().map(|n| n.peer_id()).collect();

@@ -22,6 +22,22 @@ pub enum StartError {
         /// Why it failed (for example: address already in use).
         source: TransportError<io::Error>,
     },
+    /// The process ran out of file descriptors (`EMFILE`, or the system's
+    /// table is full: `ENFILE`) while the node started: every connection,
+    /// listener and dial holds one. Raise the hard limit (`ulimit -Hn`,
+    /// systemd's `LimitNOFILE`) or run fewer nodes per process.
+    #[error(
+        "{}the process is out of file descriptors (open-file limit {limit}); raise the hard limit (ulimit -Hn, systemd LimitNOFILE) or run fewer nodes per process",
+        address.as_ref().map(|a| format!("cannot listen on {a}: ")).unwrap_or_default()
+    )]
+    OutOfFileDescriptors {
+        /// The address asked for, if it happened while listening (else
+        /// while building the transports).
+        address: Option<Multiaddr>,
+        /// The process's soft open-file limit (the node raised it to the
+        /// hard limit at start).
+        limit: u64,
+    },
     /// A listener failed before reporting its address.
     #[error("the listener on {address} failed: {reason}")]
     ListenerFailed {
@@ -48,6 +64,50 @@ pub enum StartError {
     /// A built-in protocol (peer exchange) could not be registered.
     #[error("a built-in protocol could not be registered: {0}")]
     Register(#[from] RegisterError),
+}
+
+impl StartError {
+    /// Out of descriptors, with the process's open-file limit now.
+    pub(crate) fn out_of_descriptors(address: Option<Multiaddr>) -> Self {
+        StartError::OutOfFileDescriptors {
+            address,
+            limit: rlimit::Resource::NOFILE.get().map_or(0, |(soft, _)| soft),
+        }
+    }
+}
+
+/// Whether `error` (or an error it wraps) is the OS saying the process or
+/// the system is out of file descriptors (`EMFILE`, `ENFILE`).
+pub(crate) fn is_out_of_descriptors(error: &(dyn std::error::Error + 'static)) -> bool {
+    os_error_in_chain(error)
+        // libp2p nests a listener's io::Error in `Either` wrappers that do
+        // not expose it as a source, and the DNS resolver's arrives as text;
+        // their Debug form, or std's "(os error N)", still names it.
+        || {
+            let debug = format!("{error:?}");
+            let text = error.to_string();
+            ["Os { code: 24,", "Os { code: 23,"]
+                .iter()
+                .any(|s| debug.contains(s))
+                || ["(os error 24)", "(os error 23)"]
+                    .iter()
+                    .any(|s| text.contains(s))
+        }
+}
+
+fn os_error_in_chain(error: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(io) = error.downcast_ref::<io::Error>() {
+        if matches!(io.raw_os_error(), Some(23 | 24)) {
+            return true;
+        }
+        // A wrapped error (`io::Error::other(e)`) hides `e` from `source()`.
+        if let Some(inner) = io.get_ref()
+            && os_error_in_chain(inner)
+        {
+            return true;
+        }
+    }
+    error.source().is_some_and(os_error_in_chain)
 }
 
 fn describe_listen(error: &TransportError<io::Error>) -> String {

@@ -9,6 +9,8 @@ pub mod context;
 pub mod destination;
 pub mod discovery;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod keys;
 pub mod metrics;
 mod node;

@@ -96,6 +96,11 @@ impl Config {
     pub fn max_size(&self) -> usize {
         self.max_size
     }
+
+    /// The most addresses a heartbeat may carry.
+    pub fn max_addresses(&self) -> usize {
+        self.max_addresses
+    }
 }
 
 /// Why a heartbeat was not accepted.

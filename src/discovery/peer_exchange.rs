@@ -26,7 +26,7 @@ use crate::{
         outbound::{Progress, Transfer},
         shared::Shared,
     },
-    swarm::addresses::is_local,
+    swarm::addresses::is_believable,
 };
 
 include!(concat!(env!("OUT_DIR"), "/subnet.peer_exchange.rs"));
@@ -110,6 +110,26 @@ impl Protocol for PeerExchange {
     }
 }
 
+/// Reads a neighbour's answer (`body`, the response frame's protobuf): at
+/// most [`MAX_ANSWER_ADDRESSES`] addresses taken, those that do not parse or
+/// cannot be the peer's dropped (from a neighbour on another host, `local`
+/// false, loopback and link-local addresses are its host's). `None` if the
+/// body is not a `PeerExchangeResponse`.
+pub(crate) fn parse_answer(body: Bytes, local: bool) -> Option<Answer> {
+    let answer: PeerExchangeResponse = prost::Message::decode(body).ok()?;
+    let addresses = answer
+        .addresses
+        .into_iter()
+        .take(MAX_ANSWER_ADDRESSES)
+        .filter_map(|a| Multiaddr::try_from(a).ok())
+        .filter(|a| is_believable(a, local))
+        .collect();
+    Some(Answer {
+        addresses,
+        subnet_node_id: (answer.subnet_node_id != 0).then_some(answer.subnet_node_id),
+    })
+}
+
 /// What a neighbour answered: where the peer lives, and its subnet node id
 /// if the neighbour knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,35 +172,22 @@ pub(crate) async fn ask(
                     .await?
                     .ok()?
                     .ok()?;
-                let answer: PeerExchangeResponse =
-                    prost::Message::decode(Bytes::from(body)).ok()?;
-                Some((neighbour, answer))
+                let local = shared.connections.is_local(&neighbour);
+                parse_answer(Bytes::from(body), local)
             }
         })
         .collect();
     let asked = async {
         while let Some(answer) = answers.next().await {
-            let Some((neighbour, answer)) = answer else {
+            let Some(answer) = answer else {
                 // No answer (no connection left, a refusal, a bad frame):
                 // counted as asked and not found.
                 metrics.peer_exchange(true, false);
                 continue;
             };
             metrics.peer_exchange(true, !answer.addresses.is_empty());
-            let addresses: Vec<Multiaddr> = answer
-                .addresses
-                .into_iter()
-                .take(MAX_ANSWER_ADDRESSES)
-                .filter_map(|a| Multiaddr::try_from(a).ok())
-                // From a neighbour on another host, loopback and link-local
-                // addresses are its host's, not the sought peer's.
-                .filter(|a| shared.connections.is_local(&neighbour) || !is_local(a))
-                .collect();
-            if !addresses.is_empty() {
-                return Some(Answer {
-                    addresses,
-                    subnet_node_id: (answer.subnet_node_id != 0).then_some(answer.subnet_node_id),
-                });
+            if !answer.addresses.is_empty() {
+                return Some(answer);
             }
         }
         None

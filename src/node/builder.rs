@@ -8,7 +8,7 @@ use std::{
 };
 
 use futures::StreamExt;
-use libp2p::{Multiaddr, PeerId, identity::Keypair, swarm::SwarmEvent};
+use libp2p::{Multiaddr, PeerId, TransportError, identity::Keypair, swarm::SwarmEvent};
 use ractor::{Actor, ActorCell, ActorRef, OutputPort};
 
 use super::{Inner, Node};
@@ -410,9 +410,14 @@ impl NodeBuilder {
         for address in &self.listen {
             let id = swarm
                 .listen_on(address.clone())
-                .map_err(|source| StartError::Listen {
-                    address: address.clone(),
-                    source,
+                .map_err(|source| match &source {
+                    TransportError::Other(e) if crate::error::is_out_of_descriptors(e) => {
+                        StartError::out_of_descriptors(Some(address.clone()))
+                    }
+                    _ => StartError::Listen {
+                        address: address.clone(),
+                        source,
+                    },
                 })?;
             listeners.insert(id, address.clone());
         }

@@ -190,7 +190,13 @@ pub(crate) struct SwarmOptions {
 pub(crate) fn build(
     mut options: SwarmOptions,
 ) -> Result<(Swarm<Behaviour>, Libp2pMetrics), StartError> {
-    let transport = |e: &dyn std::fmt::Display| StartError::Transport(e.to_string().into());
+    let transport = |e: &(dyn std::error::Error + 'static)| {
+        if crate::error::is_out_of_descriptors(e) {
+            StartError::out_of_descriptors(None)
+        } else {
+            StartError::Transport(e.to_string().into())
+        }
+    };
     // Keep messages cached for at least 5 s whatever the mesh heartbeat, so
     // that a validation verdict never arrives after its message was evicted.
     let history = (5_000 / options.gossip_heartbeat.as_millis().max(1)).max(5) as usize;
