@@ -230,9 +230,21 @@ impl HeartbeatActor {
                 if state.last_seen.len() >= MAX_TRACKED_PEERS
                     && !state.last_seen.contains_key(&accepted.peer)
                 {
-                    // Forget some peer: at worst one stale replay gets through.
-                    if let Some(&any) = state.last_seen.keys().next() {
-                        state.last_seen.remove(&any);
+                    // Forget signers not heard from within the validation
+                    // window first (their old heartbeats are stale anyway),
+                    // else the one heard from longest ago.
+                    let window = self.config.window();
+                    state
+                        .last_seen
+                        .retain(|_, (_, at)| now.duration_since(*at) < window);
+                    if state.last_seen.len() >= MAX_TRACKED_PEERS
+                        && let Some(oldest) = state
+                            .last_seen
+                            .iter()
+                            .min_by_key(|(_, (_, at))| *at)
+                            .map(|(peer, _)| *peer)
+                    {
+                        state.last_seen.remove(&oldest);
                     }
                 }
                 state

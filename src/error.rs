@@ -58,6 +58,10 @@ pub enum StartError {
         /// The address given.
         address: Multiaddr,
     },
+    /// Membership gating is on but no registry says who the members are:
+    /// every connection would be refused.
+    #[error("gating is on but there is no registry: every peer would be refused")]
+    GatingWithoutRegistry,
     /// An actor of the node failed to start.
     #[error("an actor failed to start: {0}")]
     Spawn(#[from] ractor::SpawnErr),

@@ -443,3 +443,57 @@ async fn kademlia_stores_no_record_a_peer_puts() {
     );
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_dropped_from_the_registry_is_disconnected() {
+    let member = subnet::Keypair::generate_ed25519();
+    let member_id = member.public().to_peer_id();
+    let registry = registry_file("revoked");
+    let listing = |peer| Member {
+        peer_id: peer,
+        subnet_node_id: 1,
+        addresses: vec![],
+    };
+    registry.write(&[listing(member_id)]).unwrap();
+    let guarded = bare()
+        .registry(registry.clone())
+        .gating(true)
+        .address_book(
+            subnet::address_book::Config::default()
+                .with_registry_refresh(Duration::from_millis(200)),
+        )
+        .build()
+        .await
+        .unwrap();
+    guarded.register(TaskProtocol).await.unwrap();
+    let address = guarded.addresses()[0].clone();
+    let member = bare().keypair(member).build().await.unwrap();
+    eventually(WAIT, || async {
+        member
+            .client::<TaskProtocol>()
+            .call(address.clone(), task("member"))
+            .await
+            .is_ok()
+    })
+    .await;
+    // The registry stops listing it: its connection is closed, and it is
+    // refused from then on.
+    registry
+        .write(&[listing(subnet::PeerId::random())])
+        .unwrap();
+    eventually(WAIT, || async {
+        !guarded
+            .connected_peers()
+            .await
+            .unwrap()
+            .contains(&member_id)
+    })
+    .await;
+    assert!(
+        member
+            .client::<TaskProtocol>()
+            .call(address.clone(), task("no longer"))
+            .await
+            .is_err()
+    );
+}

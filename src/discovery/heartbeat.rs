@@ -97,6 +97,11 @@ impl Config {
         self.max_size
     }
 
+    /// How far a heartbeat's timestamp may be from now.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
     /// The most addresses a heartbeat may carry.
     pub fn max_addresses(&self) -> usize {
         self.max_addresses

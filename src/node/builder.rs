@@ -351,6 +351,9 @@ impl NodeBuilder {
 
     async fn start(mut self, parent: Option<ActorCell>) -> Result<Node, StartError> {
         self.check_relays()?;
+        if self.gating && self.registry.is_none() {
+            return Err(StartError::GatingWithoutRegistry);
+        }
         raise_open_file_limit();
         let keypair = self.keypair.unwrap_or_else(Keypair::generate_ed25519);
         let peer_id = keypair.public().to_peer_id();

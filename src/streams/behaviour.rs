@@ -132,12 +132,14 @@ impl NetworkBehaviour for Behaviour {
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
-        self.shared
-            .reputation
-            .poll_disconnect(cx)
-            .map(|peer_id| ToSwarm::CloseConnection {
-                peer_id,
-                connection: CloseConnection::All,
-            })
+        let close = |peer_id| ToSwarm::CloseConnection {
+            peer_id,
+            connection: CloseConnection::All,
+        };
+        // Banned peers, then peers the registry no longer lists.
+        if let Poll::Ready(peer) = self.shared.reputation.poll_disconnect(cx) {
+            return Poll::Ready(close(peer));
+        }
+        self.gate.poll_revoked(cx).map(close)
     }
 }

@@ -1,0 +1,94 @@
+//! A hostile peer-exchange answer cannot make a node open many sockets.
+//! Its own test binary: it counts the process's open descriptors.
+
+/// Answers every peer-exchange question with `.0` addresses on loopback
+/// ports 1.., whatever the peer asked for.
+struct Liar(u16);
+
+impl subnet::Protocol for Liar {
+    const ID: &'static str = "/subnet/peer_exchange/1.0.0";
+    type Request = subnet::peer_exchange::PeerExchangeRequest;
+    type Response = subnet::peer_exchange::PeerExchangeResponse;
+
+    async fn handle(
+        &self,
+        _ctx: subnet::RequestContext,
+        _request: Self::Request,
+    ) -> Result<Self::Response, subnet::HandlerError> {
+        let addresses = (1..=self.0)
+            .map(|port| {
+                format!("/ip4/127.0.0.1/tcp/{port}")
+                    .parse::<subnet::Multiaddr>()
+                    .unwrap()
+                    .to_vec()
+            })
+            .collect();
+        Ok(subnet::peer_exchange::PeerExchangeResponse {
+            addresses,
+            subnet_node_id: 0,
+        })
+    }
+}
+
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_of_5000_addresses_dials_at_most_16_and_descriptors_stay_bounded() {
+    use std::time::Duration;
+    let bare = || {
+        subnet::Node::builder()
+            .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .kademlia(false)
+    };
+    let liar = bare().peer_exchange(false).build().await.unwrap();
+    liar.register(Liar(5_000)).await.unwrap();
+    let victim = bare()
+        .bootstrap(liar.addresses()[0].clone())
+        .build()
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !victim
+        .connected_peers()
+        .await
+        .unwrap()
+        .contains(&liar.peer_id())
+    {
+        assert!(tokio::time::Instant::now() < deadline, "connected");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = open_descriptors();
+    let wanted = subnet::PeerId::random();
+    let call = tokio::spawn({
+        let victim = victim.clone();
+        async move {
+            victim
+                .client::<subnet::task::TaskProtocol>()
+                .call(wanted, subnet::task::TaskRequest::default())
+                .await
+        }
+    });
+    let mut peak = before;
+    while !call.is_finished() {
+        peak = peak.max(open_descriptors());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let error = call.await.unwrap().unwrap_err();
+    let kept = victim.address_book().addresses(&wanted).len();
+    println!(
+        "5,000-address answer: {error}; {kept} addresses kept; descriptors {before} before, {peak} at most during the call"
+    );
+    assert!(kept <= subnet::peer_exchange::MAX_ANSWER_ADDRESSES);
+    // At most 16 dials, a socket each, and some slack for the other test
+    // of this process.
+    assert!(peak <= before + 16 + 16, "{before} -> {peak}");
+    if let subnet::CallError::DialFailed { source, .. } = &error
+        && let libp2p::swarm::DialError::Transport(tried) = &**source
+    {
+        assert!(tried.len() <= subnet::peer_exchange::MAX_ANSWER_ADDRESSES);
+    }
+    victim.shutdown().await;
+    liar.shutdown().await;
+}
