@@ -79,6 +79,8 @@ pub struct ProtocolState {
     /// The request each running request actor serves, to name it when the
     /// actor panics; bounded by admission.
     requests: HashMap<ActorId, (RequestId, PeerId)>,
+    /// Each peer's share: closed with `running` when the protocol stops.
+    shares: Arc<PeerShares>,
 }
 
 /// The protocol's route, removed on drop.
@@ -126,10 +128,11 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
             .min(Semaphore::MAX_PERMITS)
             .min(u32::MAX as usize); // drained with one `acquire_many(u32)`
         let admitted = Arc::new(Semaphore::new(capacity));
+        let shares = PeerShares::new(&self.config);
         let route = Route {
             sink: Box::new(Mailbox(myself)),
             admitted: admitted.clone(),
-            shares: PeerShares::new(&self.config),
+            shares: shares.clone(),
         };
         if !self.shared.routes.add(protocol.clone(), route) {
             return Err(format!("protocol {protocol} is already registered").into());
@@ -146,6 +149,7 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
                 self.config.max_concurrent().min(Semaphore::MAX_PERMITS),
             )),
             requests: HashMap::new(),
+            shares,
         })
     }
 
@@ -244,6 +248,7 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
             .routes
             .remove(&state.route.protocol, &state.route.admitted);
         state.running.close();
+        state.shares.close();
         let started = Instant::now();
         let drained = tokio::time::timeout(
             self.grace,

@@ -23,7 +23,7 @@ use crate::{
     protocol::{Config, Protocol},
     streams::{
         admission::InboundStream,
-        stall::{Stalling, stalled},
+        stall::{Stalling, far_future, stalled},
     },
 };
 
@@ -121,7 +121,9 @@ impl<P: Protocol> RequestActor<P> {
         let admitted_at = inbound.admitted_at;
         let mut stream = Stalling::new(&mut inbound.stream, config.stall_timeout());
         let body = tokio::time::timeout_at(
-            admitted_at + config.request_timeout(),
+            admitted_at
+                .checked_add(config.request_timeout())
+                .unwrap_or_else(far_future),
             codec::read_frame(&mut stream, config.max_request_frame()),
         )
         .await
@@ -182,11 +184,16 @@ impl<P: Protocol> RequestActor<P> {
         // Cut when the caller stops reading for the stall timeout; a slow
         // but steady reader gets all of it, within the call timeout (its
         // caller waits no longer).
+        // The handler's time was not the caller's stall.
+        stream.resume();
         let write = async {
             codec::write_frame(&mut stream, &frame).await?;
             stream.close().await
         };
-        tokio::time::timeout_at(admitted_at + config.call_timeout(), write)
+        let write_deadline = admitted_at
+            .checked_add(config.call_timeout())
+            .unwrap_or_else(far_future);
+        tokio::time::timeout_at(write_deadline, write)
             .await
             .map_err(|_| ServeError::Respond {
                 id,

@@ -251,14 +251,13 @@ impl Actor for SwarmActor {
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
         let (verdicts, reported) = mpsc::channel(MAX_PENDING_GOSSIP);
         let Built(swarm, libp2p_metrics) = swarm;
-        let local = *swarm.local_peer_id();
         let event_loop = EventLoop {
             swarm,
             libp2p_metrics,
             commands: receiver,
             address_book: self.address_book.clone(),
             dials: HashMap::new(),
-            upkeep: Upkeep::new(local),
+            upkeep: Upkeep::new(),
             descriptors_warned: None,
             lookups: HashMap::new(),
             gossip: self.gossip.clone(),
@@ -777,7 +776,7 @@ impl EventLoop {
                 ..
             } => {
                 tracing::debug!(%peer, "dial failed: {error}");
-                self.upkeep.failed(peer, Instant::now());
+                let upkeeps = self.upkeep.failed(peer, Instant::now());
                 // An address that answered with another identity (or our
                 // own) is not the peer's: forget it, whoever told of it.
                 let mut forgot = false;
@@ -808,8 +807,19 @@ impl EventLoop {
                             .retain(|a| !tried.contains(&without_peer_id(a.clone())));
                         !p.untried.is_empty()
                     });
-                    let others_left = forgot && !self.book.addresses(&peer).is_empty();
-                    if untried == Some(true) || (others_left && self.dials.contains_key(&peer)) {
+                    let others: Vec<Multiaddr> = if forgot {
+                        self.book.addresses(&peer)
+                    } else {
+                        Vec::new()
+                    };
+                    let retry = !others.is_empty() && self.dials.contains_key(&peer);
+                    if retry && let Some(pending) = self.dials.get_mut(&peer) {
+                        pending
+                            .untried
+                            .extend(others.into_iter().take(MAX_ANSWER_ADDRESSES));
+                        pending.untried.truncate(MAX_ANSWER_ADDRESSES);
+                    }
+                    if untried == Some(true) || retry {
                         // The one dial a poisoned address failed (rust-libp2p
                         // fails the whole dial on a wrong peer id) is made
                         // again without it.
@@ -817,6 +827,11 @@ impl EventLoop {
                     } else {
                         self.finish_dials(peer, Err(Arc::new(error)));
                     }
+                }
+                // A failed upkeep dial frees its slot: the next peer is dialed at
+                // once, not a second later (refused dials fail in microseconds).
+                if upkeeps {
+                    self.keep_connected();
                 }
             }
             SwarmEvent::ListenerError { error, .. } => {

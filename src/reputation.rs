@@ -9,8 +9,8 @@
 //!
 //! | violation | penalty | reported by |
 //! |---|---|---|
-//! | a malformed request frame (bad length prefix, over the size limit, cut short) or not the protocol's message | 25 | the protocol's actor |
-//! | an invalid heartbeat (bad signature, wrong subnet, not a member, over its rate) | 20 | the heartbeat actor, against the peer that forwarded it |
+//! | a malformed request frame (a length prefix that never ends or is over the size limit) or not the protocol's message | 25 | the protocol's actor |
+//! | an invalid heartbeat (forged, malformed, oversized, wrong subnet, bad addresses) | 20 | the heartbeat actor, against the peer that forwarded it |
 //! | a request refused by the protocol's rate limit | 1 | admission |
 //!
 //! With the default threshold of -80, four malformed frames in a short
@@ -18,9 +18,14 @@
 //! [`Config::half_life`] (60 s), so an honest peer's occasional fault is
 //! forgotten.
 //!
+//! A frame cut short, a stale or replayed heartbeat, one over its signer's
+//! rate and a non-member's are not counted: an honest peer causes them
+//! (a caller giving up, delays, membership views that lag).
+//!
 //! Bounded: scores are kept for at most [`MAX_TRACKED`] peers (the one
 //! nearest to a clean score goes first) and bans for at most [`MAX_BANS`]
-//! (the one ending soonest goes first).
+//! (misbehaviour bans go before operators' bans, the one ending soonest
+//! first). `subnet_banned_peers` is updated at each ban and unban.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -200,7 +205,8 @@ impl Score {
 struct State {
     scores: HashMap<PeerId, Score>,
     /// Each banned peer and when its ban ends.
-    bans: HashMap<PeerId, Instant>,
+    /// Each banned peer: when its ban ends, and whether an operator set it.
+    bans: HashMap<PeerId, (Instant, bool)>,
     /// Banned peers whose connections are still to be closed.
     to_disconnect: HashSet<PeerId>,
 }
@@ -240,7 +246,7 @@ impl Reputation {
         let now = Instant::now();
         let score = {
             let mut state = self.state();
-            if state.bans.get(&peer).is_some_and(|until| *until > now) {
+            if state.bans.get(&peer).is_some_and(|(until, _)| *until > now) {
                 return true;
             }
             if !state.scores.contains_key(&peer) && state.scores.len() >= MAX_TRACKED {
@@ -289,21 +295,27 @@ impl Reputation {
     /// refused until then.
     pub(crate) fn ban_for(&self, peer: PeerId, duration: Duration, reason: BanReason) {
         let now = Instant::now();
-        let until = now + duration;
+        let until = now
+            .checked_add(duration)
+            .unwrap_or_else(crate::streams::stall::far_future);
         let banned = {
             let mut state = self.state();
-            state.bans.retain(|_, until| *until > now);
+            state.bans.retain(|_, (until, _)| *until > now);
+            // Full: misbehaviour bans make room before operators' do, the
+            // one ending soonest first.
             if !state.bans.contains_key(&peer)
                 && state.bans.len() >= MAX_BANS
                 && let Some(soonest) = state
                     .bans
                     .iter()
-                    .min_by_key(|(_, until)| **until)
+                    .min_by_key(|(_, (until, operator))| (*operator, *until))
                     .map(|(peer, _)| *peer)
             {
                 state.bans.remove(&soonest);
             }
-            state.bans.insert(peer, until);
+            state
+                .bans
+                .insert(peer, (until, reason == BanReason::Operator));
             state.scores.remove(&peer);
             state.to_disconnect.insert(peer);
             state.bans.len()
@@ -323,8 +335,11 @@ impl Reputation {
         let now = Instant::now();
         let (was, banned) = {
             let mut state = self.state();
-            let was = state.bans.remove(peer).is_some_and(|until| until > now);
-            state.bans.retain(|_, until| *until > now);
+            let was = state
+                .bans
+                .remove(peer)
+                .is_some_and(|(until, _)| until > now);
+            state.bans.retain(|_, (until, _)| *until > now);
             state.to_disconnect.remove(peer);
             (was, state.bans.len())
         };
@@ -342,7 +357,7 @@ impl Reputation {
         self.state()
             .bans
             .get(peer)
-            .is_some_and(|until| *until > now)
+            .is_some_and(|(until, _)| *until > now)
     }
 
     /// Reputation events, from now on.

@@ -13,7 +13,7 @@ use subnet::{
     task::TaskProtocol,
 };
 
-const BAN: Duration = Duration::from_secs(3);
+const BAN: Duration = Duration::from_secs(5);
 
 /// Opens a task-protocol stream to `server` and writes a length prefix
 /// that never ends (11 bytes with the continuation bit): a malformed frame.
@@ -66,7 +66,7 @@ async fn a_peer_sending_garbage_frames_is_banned_and_refused_until_its_ban_ends(
         }
         // The report follows the stream's reset: wait for it.
         common::eventually(Duration::from_secs(5), || async {
-            server.reputation(&attacker.peer_id()) < -24.0 * sent as f64
+            server.reputation(&attacker.peer_id()) < -20.0 * sent as f64
                 || server.is_banned(&attacker.peer_id())
         })
         .await;

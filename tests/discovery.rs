@@ -369,6 +369,25 @@ async fn an_address_that_answers_with_another_peer_id_is_forgotten() {
             .await
             .unwrap();
     }
+    // A book with the poisoned and the true address: whichever handshake
+    // wins the race, the call goes through (rust-libp2p fails the whole dial
+    // when the wrong peer answers first; it is made again without it).
+    for round in 0..5 {
+        let fresh = bare().build().await.unwrap();
+        fresh.add_address(target.peer_id(), own.clone());
+        fresh.add_address(target.peer_id(), target.addresses()[0].clone());
+        eventually(WAIT, || {
+            let fresh = fresh.clone();
+            async move { fresh.address_book().addresses(&target_id).len() == 2 }
+        })
+        .await;
+        let result = fresh
+            .client::<TaskProtocol>()
+            .call(target.peer_id(), task("both"))
+            .await;
+        assert!(result.is_ok(), "round {round}: {result:?}");
+        fresh.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

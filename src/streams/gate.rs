@@ -75,15 +75,14 @@ impl Gate {
     pub(crate) fn poll_revoked(&self, cx: &mut Context<'_>) -> Poll<PeerId> {
         self.revoked.waker.register(cx.waker());
         let mut peers = self.revoked.peers.lock().expect("gate lock poisoned");
-        let Some(peer) = peers.iter().next().copied() else {
-            return Poll::Pending;
-        };
-        peers.remove(&peer);
-        // Listed again meanwhile: keep it.
-        if self.admits(&peer) {
-            return Poll::Pending;
+        while let Some(peer) = peers.iter().next().copied() {
+            peers.remove(&peer);
+            // Listed again meanwhile: keep it.
+            if !self.admits(&peer) {
+                return Poll::Ready(peer);
+            }
         }
-        Poll::Ready(peer)
+        Poll::Pending
     }
 }
 

@@ -9,7 +9,7 @@ use std::{
     collections::{HashMap, hash_map::Entry},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -32,6 +32,9 @@ pub(crate) struct PeerShares {
     peers: Mutex<HashMap<PeerId, Share>>,
     limiter: Option<DefaultKeyedRateLimiter<PeerId>>,
     checks: AtomicU64,
+    /// Set when the protocol stops: every peer's running slots are closed,
+    /// so that requests waiting for one are refused at once.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for PeerShares {
@@ -65,6 +68,7 @@ impl PeerShares {
             peers: Mutex::new(HashMap::new()),
             limiter,
             checks: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -85,10 +89,16 @@ impl PeerShares {
             }
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(_) if self.max_admitted == 0 => return Err(RefusalReason::PeerLimit),
-            Entry::Vacant(entry) => entry.insert(Share {
-                admitted: 0,
-                running: Arc::new(Semaphore::new(self.max_running)),
-            }),
+            Entry::Vacant(entry) => {
+                let running = Arc::new(Semaphore::new(self.max_running));
+                if self.closed.load(Ordering::Acquire) {
+                    running.close();
+                }
+                entry.insert(Share {
+                    admitted: 0,
+                    running,
+                })
+            }
         };
         share.admitted += 1;
         Ok(PeerPermit {
@@ -96,6 +106,20 @@ impl PeerShares {
             peer,
             running: share.running.clone(),
         })
+    }
+
+    /// The protocol stops: requests waiting for their peer's running slot
+    /// are refused (`ServeError::Stopping`), now and from now on.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for share in self
+            .peers
+            .lock()
+            .expect("peer shares lock poisoned")
+            .values()
+        {
+            share.running.close();
+        }
     }
 
     /// Peers with admitted requests (for tests).
@@ -162,6 +186,16 @@ mod tests {
         drop(other);
         assert_eq!(shares.peers(), 0);
         assert!(shares.admit(a).is_ok());
+    }
+
+    #[test]
+    fn closing_refuses_waiting_requests_now_and_later() {
+        let shares = PeerShares::new(&Config::default());
+        let held = shares.admit(PeerId::random()).unwrap();
+        shares.close();
+        assert!(held.running().try_acquire().is_err());
+        let later = shares.admit(PeerId::random()).unwrap();
+        assert!(later.running().try_acquire().is_err());
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub(crate) fn stalled(error: &io::Error) -> Option<Duration> {
         .map(|stalled| stalled.0)
 }
 
+/// An instant no timer reaches (30 years on): a duration too large to add.
+pub(crate) fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(30 * 365 * 24 * 3600)
+}
+
 /// `inner`, failing with [`Stalled`] when a read or write waits longer than
 /// `stall` since the last byte moved.
 #[derive(Debug)]
@@ -62,6 +67,12 @@ impl<S> Stalling<S> {
         self.idle = true;
     }
 
+    /// Starts the stall clock afresh (the local side was busy, e.g. its
+    /// handler ran, and the transfer resumes now).
+    pub(crate) fn resume(&mut self) {
+        self.progress();
+    }
+
     fn progress(&mut self) {
         self.last_progress = Instant::now();
         self.idle = false;
@@ -73,7 +84,10 @@ impl<S> Stalling<S> {
         if self.idle {
             return Poll::Pending;
         }
-        let deadline = self.last_progress + self.stall;
+        let deadline = self
+            .last_progress
+            .checked_add(self.stall)
+            .unwrap_or_else(far_future);
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
