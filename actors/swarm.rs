@@ -784,6 +784,7 @@ impl EventLoop {
                     &error
                 {
                     forgot = self.book.forget(&peer, address);
+                    self.shared.reputation.wrong_peer_id(peer, address);
                     tracing::debug!(%peer, %address, "forgot an address that answered with another peer id");
                 }
                 if let DialError::Transport(failed) = &error {

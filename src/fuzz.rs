@@ -144,7 +144,7 @@ proptest! {
         bytes in mutated(answer_bytes()),
         local in any::<bool>(),
     ) {
-        if let Some(answer) = peer_exchange::parse_answer(Bytes::from(bytes), local) {
+        if let Some(answer) = peer_exchange::parse_answer(Bytes::from(bytes), signer(), local) {
             prop_assert!(answer.addresses.len() <= peer_exchange::MAX_ANSWER_ADDRESSES);
             prop_assert!(answer.addresses.iter().all(|a| crate::swarm::addresses::is_believable(a, local)));
             prop_assert_ne!(answer.subnet_node_id, Some(0));
@@ -164,6 +164,7 @@ fn valid_inputs_pass() {
         None,
     );
     assert_eq!(accepted.map(|a| a.addresses.len()), Ok(2));
-    let answer = peer_exchange::parse_answer(Bytes::from(answer_bytes()), false).expect("parses");
+    let answer =
+        peer_exchange::parse_answer(Bytes::from(answer_bytes()), signer(), false).expect("parses");
     assert_eq!(answer.addresses.len(), peer_exchange::MAX_ANSWER_ADDRESSES);
 }

@@ -12,6 +12,7 @@
 //! | a malformed request frame (a length prefix that never ends or is over the size limit) or not the protocol's message | 25 | the protocol's actor |
 //! | an invalid heartbeat (forged, malformed, oversized, wrong subnet, bad addresses) | 20 | the heartbeat actor, against the peer that forwarded it |
 //! | a request refused by the protocol's rate limit | 1 | admission |
+//! | an address it gave for another peer (peer exchange) answered with a third identity | 5 | the swarm, on the failed dial |
 //!
 //! With the default threshold of -80, four malformed frames in a short
 //! while ban a peer (three cost 75); a score halves every
@@ -28,14 +29,14 @@
 //! first). `subnet_banned_peers` is updated at each ban and unban.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     sync::Mutex,
     task::{Context, Poll},
     time::Duration,
 };
 
 use futures::task::AtomicWaker;
-use libp2p::PeerId;
+use libp2p::{Multiaddr, PeerId};
 use tokio::{sync::broadcast, time::Instant};
 
 use crate::metrics::Metrics;
@@ -45,6 +46,10 @@ pub const MAX_TRACKED: usize = 4096;
 
 /// Bans held at most.
 pub const MAX_BANS: usize = 4096;
+
+/// Addresses remembered with the peer that told them (a peer-exchange
+/// answer), the oldest forgotten first.
+pub const MAX_TOLD: usize = 1024;
 
 /// Events kept for a slow reader of [`Reputation::events`] before it
 /// misses some (`broadcast`'s lag).
@@ -59,6 +64,9 @@ pub enum Violation {
     InvalidHeartbeat,
     /// A request refused by the protocol's per-peer rate limit.
     RateLimitExceeded,
+    /// An address the peer gave for another peer (a peer-exchange answer)
+    /// answered a dial with a third identity.
+    WrongPeerId,
 }
 
 impl Violation {
@@ -68,6 +76,9 @@ impl Violation {
             Violation::MalformedFrame => 25.0,
             Violation::InvalidHeartbeat => 20.0,
             Violation::RateLimitExceeded => 1.0,
+            // Low: an honest answer goes stale when a node restarts with a
+            // new identity on the same address.
+            Violation::WrongPeerId => 5.0,
         }
     }
 
@@ -77,14 +88,16 @@ impl Violation {
             Violation::MalformedFrame => "malformed_frame",
             Violation::InvalidHeartbeat => "invalid_heartbeat",
             Violation::RateLimitExceeded => "rate_limited",
+            Violation::WrongPeerId => "wrong_peer_id",
         }
     }
 
     /// Every violation, for metrics registered at 0.
-    pub(crate) const ALL: [Violation; 3] = [
+    pub(crate) const ALL: [Violation; 4] = [
         Violation::MalformedFrame,
         Violation::InvalidHeartbeat,
         Violation::RateLimitExceeded,
+        Violation::WrongPeerId,
     ];
 }
 
@@ -209,6 +222,8 @@ struct State {
     bans: HashMap<PeerId, (Instant, bool)>,
     /// Banned peers whose connections are still to be closed.
     to_disconnect: HashSet<PeerId>,
+    /// Who told each recent (peer, address), oldest first.
+    told: VecDeque<((PeerId, Multiaddr), PeerId)>,
 }
 
 /// The node's reputation book: scores and bans, shared by the behaviour
@@ -280,6 +295,33 @@ impl Reputation {
             return true;
         }
         false
+    }
+
+    /// `by` told that `peer` is at `address` (a peer-exchange answer).
+    pub(crate) fn told(&self, peer: PeerId, address: &Multiaddr, by: PeerId) {
+        let mut state = self.state();
+        if state.told.len() >= MAX_TOLD {
+            state.told.pop_front();
+        }
+        let address = crate::discovery::address_book::without_peer_id(address.clone());
+        state.told.push_back(((peer, address), by));
+    }
+
+    /// A dial of `peer` at `address` reached another identity: whoever
+    /// told that address, if known, committed [`Violation::WrongPeerId`].
+    pub(crate) fn wrong_peer_id(&self, peer: PeerId, address: &Multiaddr) {
+        let address = crate::discovery::address_book::without_peer_id(address.clone());
+        let teller = {
+            let mut state = self.state();
+            let at = state
+                .told
+                .iter()
+                .position(|((p, a), _)| *p == peer && *a == address);
+            at.and_then(|at| state.told.remove(at)).map(|(_, by)| by)
+        };
+        if let Some(teller) = teller {
+            self.report(teller, Violation::WrongPeerId);
+        }
     }
 
     /// `peer`'s score now (0: clean), for tests and operators.
@@ -421,6 +463,24 @@ mod tests {
         for _ in 0..2 {
             assert!(!reputation.report(peer, Violation::MalformedFrame));
         }
+    }
+
+    #[test]
+    fn a_wrong_peer_id_counts_against_who_told_the_address() {
+        let reputation = book();
+        let (sought, teller) = (PeerId::random(), PeerId::random());
+        let address: Multiaddr = "/ip4/10.201.0.9/tcp/4001".parse().unwrap();
+        reputation.told(sought, &address, teller);
+        reputation.wrong_peer_id(sought, &address.clone().with_p2p(sought).unwrap());
+        assert!(reputation.score(&teller) < 0.0);
+        // Counted once: the entry is used up.
+        let once = reputation.score(&teller);
+        reputation.wrong_peer_id(sought, &address);
+        assert!((reputation.score(&teller) - once).abs() < 0.01);
+        for _ in 0..MAX_TOLD + 10 {
+            reputation.told(PeerId::random(), &address, teller);
+        }
+        assert_eq!(reputation.state().told.len(), MAX_TOLD);
     }
 
     #[test]

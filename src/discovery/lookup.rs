@@ -46,6 +46,9 @@ impl Lookup {
             let answer =
                 peer_exchange::ask(&self.shared, &self.metrics, neighbours, peer, deadline).await;
             if let Some(answer) = answer {
+                for address in &answer.addresses {
+                    self.shared.reputation.told(peer, address, answer.from);
+                }
                 self.learned(
                     peer,
                     answer.addresses.clone(),

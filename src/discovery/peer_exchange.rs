@@ -115,7 +115,7 @@ impl Protocol for PeerExchange {
 /// cannot be the peer's dropped (from a neighbour on another host, `local`
 /// false, loopback and link-local addresses are its host's). `None` if the
 /// body is not a `PeerExchangeResponse`.
-pub(crate) fn parse_answer(body: Bytes, local: bool) -> Option<Answer> {
+pub(crate) fn parse_answer(body: Bytes, from: PeerId, local: bool) -> Option<Answer> {
     let answer: PeerExchangeResponse = prost::Message::decode(body).ok()?;
     let addresses = answer
         .addresses
@@ -127,6 +127,7 @@ pub(crate) fn parse_answer(body: Bytes, local: bool) -> Option<Answer> {
     Some(Answer {
         addresses,
         subnet_node_id: (answer.subnet_node_id != 0).then_some(answer.subnet_node_id),
+        from,
     })
 }
 
@@ -136,6 +137,8 @@ pub(crate) fn parse_answer(body: Bytes, local: bool) -> Option<Answer> {
 pub(crate) struct Answer {
     pub(crate) addresses: Vec<Multiaddr>,
     pub(crate) subnet_node_id: Option<u64>,
+    /// The neighbour that answered.
+    pub(crate) from: PeerId,
 }
 
 /// Asks up to [`FANOUT`] of `neighbours` at once, over their existing
@@ -173,7 +176,7 @@ pub(crate) async fn ask(
                     .ok()?
                     .ok()?;
                 let local = shared.connections.is_local(&neighbour);
-                parse_answer(Bytes::from(body), local)
+                parse_answer(Bytes::from(body), neighbour, local)
             }
         })
         .collect();
