@@ -1,34 +1,7 @@
 //! A hostile peer-exchange answer cannot make a node open many sockets.
 //! Its own test binary: it counts the process's open descriptors.
 
-/// Answers every peer-exchange question with `.0` addresses on loopback
-/// ports 1.., whatever the peer asked for.
-struct Liar(u16);
-
-impl subnet::Protocol for Liar {
-    const ID: &'static str = "/subnet/peer_exchange/1.0.0";
-    type Request = subnet::peer_exchange::PeerExchangeRequest;
-    type Response = subnet::peer_exchange::PeerExchangeResponse;
-
-    async fn handle(
-        &self,
-        _ctx: subnet::RequestContext,
-        _request: Self::Request,
-    ) -> Result<Self::Response, subnet::HandlerError> {
-        let addresses = (1..=self.0)
-            .map(|port| {
-                format!("/ip4/127.0.0.1/tcp/{port}")
-                    .parse::<subnet::Multiaddr>()
-                    .unwrap()
-                    .to_vec()
-            })
-            .collect();
-        Ok(subnet::peer_exchange::PeerExchangeResponse {
-            addresses,
-            subnet_node_id: 0,
-        })
-    }
-}
+mod common;
 
 fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -46,7 +19,9 @@ async fn lied_to(addresses: u16) -> (subnet::CallError, usize, usize) {
             .kademlia(false)
     };
     let liar = bare().peer_exchange(false).build().await.unwrap();
-    liar.register(Liar(addresses)).await.unwrap();
+    liar.register(common::FixedAnswer::closed_ports(addresses))
+        .await
+        .unwrap();
     let victim = bare()
         .bootstrap(liar.addresses()[0].clone())
         .build()

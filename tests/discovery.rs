@@ -5,13 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, task};
+use common::{eventually, registry_file, task};
 use subnet::{
-    Node, NodeBuilder,
-    address_book::Source,
-    heartbeat,
-    registry::{FileRegistry, Member},
-    task::TaskProtocol,
+    Node, NodeBuilder, address_book::Source, heartbeat, registry::Member, task::TaskProtocol,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -26,12 +22,6 @@ fn bare() -> NodeBuilder {
 
 fn fast_heartbeat(node_id: u64) -> heartbeat::Config {
     heartbeat::Config::new(1, node_id).with_epoch(Duration::from_secs(1), 5)
-}
-
-fn registry_file(name: &str) -> FileRegistry {
-    let dir = std::env::temp_dir().join(format!("subnet-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    FileRegistry::new(dir.join("registry.toml"))
 }
 
 /// A line A–B–C: B first, then C bootstrapped to B, then A bootstrapped to B.
@@ -201,39 +191,12 @@ async fn gating_admits_members_only() {
     );
 }
 
-/// Answers every peer-exchange question with 1,000 addresses (closed
-/// loopback ports), as a hostile neighbour would.
-struct Liar;
-
-impl subnet::Protocol for Liar {
-    const ID: &'static str = "/subnet/peer_exchange/1.0.0";
-    type Request = subnet::peer_exchange::PeerExchangeRequest;
-    type Response = subnet::peer_exchange::PeerExchangeResponse;
-
-    async fn handle(
-        &self,
-        _ctx: subnet::RequestContext,
-        _request: Self::Request,
-    ) -> Result<Self::Response, subnet::HandlerError> {
-        let addresses = (1..=1_000u16)
-            .map(|port| {
-                format!("/ip4/127.0.0.1/tcp/{port}")
-                    .parse::<subnet::Multiaddr>()
-                    .unwrap()
-                    .to_vec()
-            })
-            .collect();
-        Ok(subnet::peer_exchange::PeerExchangeResponse {
-            addresses,
-            subnet_node_id: 0,
-        })
-    }
-}
-
 #[tokio::test]
 async fn an_answer_with_a_thousand_addresses_is_cut_to_sixteen() {
     let liar = bare().build().await.unwrap();
-    liar.register(Liar).await.unwrap();
+    liar.register(common::FixedAnswer::closed_ports(1_000))
+        .await
+        .unwrap();
     let victim = bare()
         .peer_exchange(true)
         .bootstrap(liar.addresses()[0].clone())
@@ -293,33 +256,17 @@ async fn fifty_unreachable_peers_do_not_keep_upkeep_from_a_live_one() {
     println!("the live peer connected after {:?}", started.elapsed());
 }
 
-/// Answers every peer-exchange question with its own address: a poisoned
-/// answer that makes a dial reach the wrong identity.
-struct Poisoner(subnet::Multiaddr);
-
-impl subnet::Protocol for Poisoner {
-    const ID: &'static str = "/subnet/peer_exchange/1.0.0";
-    type Request = subnet::peer_exchange::PeerExchangeRequest;
-    type Response = subnet::peer_exchange::PeerExchangeResponse;
-
-    async fn handle(
-        &self,
-        _ctx: subnet::RequestContext,
-        _request: Self::Request,
-    ) -> Result<Self::Response, subnet::HandlerError> {
-        Ok(subnet::peer_exchange::PeerExchangeResponse {
-            addresses: vec![self.0.to_vec()],
-            subnet_node_id: 0,
-        })
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_that_answers_with_another_peer_id_is_forgotten() {
     let poisoner = bare().build().await.unwrap();
     let mut own = poisoner.addresses()[0].clone();
     own.pop(); // without its /p2p part: any peer id may be claimed there
-    poisoner.register(Poisoner(own.clone())).await.unwrap();
+    // Its peer exchange answers every question with its own address: a
+    // dial there reaches the wrong identity.
+    poisoner
+        .register(common::FixedAnswer(vec![own.clone()]))
+        .await
+        .unwrap();
     let target = bare().build().await.unwrap();
     target.register(TaskProtocol).await.unwrap();
     let victim = bare()

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use common::eventually;
+use common::{eventually, registry_file};
 use subnet::{
     Node, PeerId,
     address_book::{self, Event, Source},
@@ -241,12 +241,6 @@ async fn a_first_heartbeat_without_listeners_goes_out_when_a_peer_subscribes() {
     // Only a heartbeat carries the subnet node id (there is no registry).
     let record = second.address_book().lookup(&first.peer_id()).unwrap();
     assert_eq!(record.subnet_node_id, Some(1), "{record:?}");
-}
-
-fn registry_file(name: &str) -> subnet::registry::FileRegistry {
-    let dir = std::env::temp_dir().join(format!("subnet-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    subnet::registry::FileRegistry::new(dir.join("registry.toml"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

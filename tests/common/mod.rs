@@ -36,6 +36,46 @@ pub async fn probe_server(probe: Probe) -> (Node, String) {
     (node, address)
 }
 
+/// A peer-exchange server answering every question with the same
+/// addresses, whoever is sought: a hostile neighbour.
+pub struct FixedAnswer(pub Vec<subnet::Multiaddr>);
+
+impl FixedAnswer {
+    /// `count` addresses on loopback ports 1.. (closed: every dial is
+    /// refused).
+    pub fn closed_ports(count: u16) -> Self {
+        Self(
+            (1..=count)
+                .map(|port| format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap())
+                .collect(),
+        )
+    }
+}
+
+impl subnet::Protocol for FixedAnswer {
+    const ID: &'static str = "/subnet/peer_exchange/1.0.0";
+    type Request = subnet::peer_exchange::PeerExchangeRequest;
+    type Response = subnet::peer_exchange::PeerExchangeResponse;
+
+    async fn handle(
+        &self,
+        _ctx: subnet::RequestContext,
+        _request: Self::Request,
+    ) -> Result<Self::Response, subnet::HandlerError> {
+        Ok(subnet::peer_exchange::PeerExchangeResponse {
+            addresses: self.0.iter().map(|a| a.to_vec()).collect(),
+            subnet_node_id: 0,
+        })
+    }
+}
+
+/// A registry file of its own for the test `name`, in the temp directory.
+pub fn registry_file(name: &str) -> subnet::registry::FileRegistry {
+    let dir = std::env::temp_dir().join(format!("subnet-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    subnet::registry::FileRegistry::new(dir.join("registry.toml"))
+}
+
 /// The sum of the series of `family` whose labels contain every one of
 /// `labels` (each `key="value"`), scraped from the metrics server on
 /// `port` (`subnet::metrics::serve_prometheus`).
