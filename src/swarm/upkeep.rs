@@ -120,10 +120,15 @@ impl Upkeep {
     }
 
     /// A dial of `peer` failed at `now`: it waits twice as long as last
-    /// time before upkeep tries it again. `true` if upkeep had dialed it
-    /// (its slot is free for another peer now).
+    /// time before upkeep tries it again. A failure while it already waits
+    /// (another dial of it: a call, Kademlia) does not lengthen the wait.
+    /// `true` if upkeep had dialed it (its slot is free for another peer
+    /// now).
     pub(crate) fn failed(&mut self, peer: PeerId, now: Instant) -> bool {
         let ours = self.dialing.remove(&peer).is_some();
+        if self.failed.get(&peer).is_some_and(|f| now < f.retry_at) {
+            return ours;
+        }
         if !self.failed.contains_key(&peer) && self.failed.len() >= MAX_REMEMBERED {
             // Forget the one due soonest: at worst it is tried early.
             if let Some(soonest) = self
@@ -238,14 +243,27 @@ mod tests {
             upkeep.candidates(vec![peer], 8, |_| false, at(3)),
             vec![peer]
         );
+        // Other dials failing meanwhile do not lengthen the wait.
+        upkeep.failed(peer, at(3));
+        upkeep.failed(peer, at(4));
+        upkeep.failed(peer, at(5));
+        assert!(
+            upkeep
+                .candidates(vec![peer], 8, |_| false, at(6))
+                .is_empty()
+        );
+        assert_eq!(
+            upkeep.candidates(vec![peer], 8, |_| false, at(7)),
+            vec![peer]
+        );
         upkeep.connected(&peer);
         assert_eq!(
-            upkeep.candidates(vec![peer], 8, |_| false, at(3)),
+            upkeep.candidates(vec![peer], 8, |_| false, at(7)),
             vec![peer]
         );
         // Connected peers are not candidates.
         upkeep.connected(&peer);
-        assert!(upkeep.candidates(vec![peer], 8, |_| true, at(3)).is_empty());
+        assert!(upkeep.candidates(vec![peer], 8, |_| true, at(7)).is_empty());
     }
 
     #[test]
