@@ -468,3 +468,33 @@ async fn a_member_dropped_from_the_registry_is_disconnected() {
             .is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_by_multiaddr_is_noted_only_once_it_connected() {
+    let node = bare().min_peers(0).build().await.unwrap();
+    let server = bare().build().await.unwrap();
+    server.register(TaskProtocol).await.unwrap();
+    // Nobody listens there: the call fails and the address is not kept.
+    let dead = subnet::PeerId::random();
+    let error = node
+        .client::<TaskProtocol>()
+        .call(
+            format!("/ip4/127.0.0.1/tcp/1/p2p/{dead}").as_str(),
+            task("x"),
+        )
+        .await
+        .unwrap_err();
+    println!("{error}");
+    assert!(!node.address_book().contains(&dead));
+    // A live one is kept.
+    node.client::<TaskProtocol>()
+        .call(server.addresses()[0].clone(), task("x"))
+        .await
+        .unwrap();
+    let server_id = server.peer_id();
+    eventually(WAIT, || {
+        let node = node.clone();
+        async move { node.address_book().contains(&server_id) }
+    })
+    .await;
+}

@@ -131,11 +131,19 @@ impl Connector {
             let addresses = self.addresses(destination, deadline, timeout).await?;
             self.dial(peer, addresses, deadline, timeout).await?;
             dialed = true;
+            // A caller's address is noted in the book once it answered: a
+            // typo or a dead peer is not kept (and redialed) for ever.
+            if let Destination::Address { address, .. } = destination
+                && !self.lookup.book.addresses(&peer).contains(address)
+            {
+                self.lookup
+                    .learned(peer, vec![address.clone()], Source::Manual, None);
+            }
         }
     }
 
-    /// The addresses to dial for `destination`: the one it names (noted in
-    /// the book), or those the lookup finds by `deadline`.
+    /// The addresses to dial for `destination`: the one it names, or those
+    /// the lookup finds by `deadline`.
     async fn addresses(
         &self,
         destination: &Destination,
@@ -144,13 +152,7 @@ impl Connector {
     ) -> Result<Vec<Multiaddr>, CallError> {
         let peer = destination.peer();
         match destination {
-            Destination::Address { address, .. } => {
-                if !self.lookup.book.addresses(&peer).contains(address) {
-                    self.lookup
-                        .learned(peer, vec![address.clone()], Source::Manual, None);
-                }
-                Ok(vec![address.clone()])
-            }
+            Destination::Address { address, .. } => Ok(vec![address.clone()]),
             Destination::Peer(_) => {
                 let found = timeout_at(deadline, self.lookup.find(peer))
                     .await
