@@ -81,6 +81,34 @@ pub struct ProtocolState {
     requests: HashMap<ActorId, (RequestId, PeerId)>,
     /// Each peer's share: closed with `running` when the protocol stops.
     shares: Arc<PeerShares>,
+    /// Failure warnings, one a second at most.
+    warnings: Warnings,
+}
+
+/// One warning per interval at most; the others are counted.
+#[derive(Debug, Default)]
+struct Warnings {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Warnings {
+    /// Warnings let through at most once per this.
+    const INTERVAL: Duration = Duration::from_secs(1);
+
+    /// `Some(suppressed since the last one)` if a warning may be logged at
+    /// `now`, `None` if it is to be suppressed (and counted).
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < Self::INTERVAL)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
 }
 
 /// The protocol's route, removed on drop.
@@ -150,6 +178,7 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
             )),
             requests: HashMap::new(),
             shares,
+            warnings: Warnings::default(),
         })
     }
 
@@ -222,11 +251,22 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
             self.shared.reputation.report(error.peer(), violation);
         }
         match error {
+            // A remote peer can cause these at will (a bad request its
+            // handler refuses): one warning a second at most, the rest at
+            // debug and counted in the next warning.
             ServeError::Handler { .. }
             | ServeError::HandlerDeadline { .. }
-            | ServeError::Panicked { .. } => {
-                tracing::warn!(protocol = P::ID, "{error}");
-            }
+            | ServeError::Panicked { .. } => match state.warnings.allow(Instant::now()) {
+                Some(0) => tracing::warn!(protocol = P::ID, "{error}"),
+                Some(suppressed) => {
+                    tracing::warn!(
+                        protocol = P::ID,
+                        suppressed,
+                        "{error} (and {suppressed} more failures at debug level since the last warning)"
+                    )
+                }
+                None => tracing::debug!(protocol = P::ID, "{error}"),
+            },
             _ => tracing::debug!(protocol = P::ID, "{error}"),
         }
         // The user's hook: a panic in it ends this actor (and its route)
@@ -284,5 +324,25 @@ fn violation(error: &ServeError) -> Option<Violation> {
         }
         | ServeError::Decode { .. } => Some(Violation::MalformedFrame),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_failures_warns_once_a_second_and_counts_the_rest() {
+        let mut warnings = Warnings::default();
+        let start = Instant::now();
+        assert_eq!(warnings.allow(start), Some(0));
+        for i in 1..=100u32 {
+            assert_eq!(
+                warnings.allow(start + Duration::from_millis(i.into())),
+                None
+            );
+        }
+        assert_eq!(warnings.allow(start + Duration::from_secs(1)), Some(100));
+        assert_eq!(warnings.allow(start + Duration::from_secs(3)), Some(0));
     }
 }
