@@ -37,6 +37,7 @@ use crate::{
         peer_share::PeerShares,
         shared::Shared,
     },
+    warnings::Warnings,
 };
 
 /// What a `ProtocolActor` does.
@@ -83,32 +84,6 @@ pub struct ProtocolState {
     shares: Arc<PeerShares>,
     /// Failure warnings, one a second at most.
     warnings: Warnings,
-}
-
-/// One warning per interval at most; the others are counted.
-#[derive(Debug, Default)]
-struct Warnings {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl Warnings {
-    /// Warnings let through at most once per this.
-    const INTERVAL: Duration = Duration::from_secs(1);
-
-    /// `Some(suppressed since the last one)` if a warning may be logged at
-    /// `now`, `None` if it is to be suppressed (and counted).
-    fn allow(&mut self, now: Instant) -> Option<u64> {
-        if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < Self::INTERVAL)
-        {
-            self.suppressed += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.suppressed))
-    }
 }
 
 /// The protocol's route, removed on drop.
@@ -178,7 +153,7 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
             )),
             requests: HashMap::new(),
             shares,
-            warnings: Warnings::default(),
+            warnings: Warnings::every(Duration::from_secs(1)),
         })
     }
 
@@ -324,25 +299,5 @@ fn violation(error: &ServeError) -> Option<Violation> {
         }
         | ServeError::Decode { .. } => Some(Violation::MalformedFrame),
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_flood_of_failures_warns_once_a_second_and_counts_the_rest() {
-        let mut warnings = Warnings::default();
-        let start = Instant::now();
-        assert_eq!(warnings.allow(start), Some(0));
-        for i in 1..=100u32 {
-            assert_eq!(
-                warnings.allow(start + Duration::from_millis(i.into())),
-                None
-            );
-        }
-        assert_eq!(warnings.allow(start + Duration::from_secs(1)), Some(100));
-        assert_eq!(warnings.allow(start + Duration::from_secs(3)), Some(0));
     }
 }

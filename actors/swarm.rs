@@ -51,6 +51,7 @@ use crate::{
         relays::{Closed, Relays},
         upkeep::Upkeep,
     },
+    warnings::Warnings,
 };
 
 /// Messages queued for the event loop before senders wait.
@@ -258,7 +259,7 @@ impl Actor for SwarmActor {
             address_book: self.address_book.clone(),
             dials: HashMap::new(),
             upkeep: Upkeep::new(),
-            descriptors_warned: None,
+            descriptors_warnings: Warnings::every(Duration::from_secs(10)),
             lookups: HashMap::new(),
             gossip: self.gossip.clone(),
             pending_gossip: Arc::new(Semaphore::new(MAX_PENDING_GOSSIP)),
@@ -359,8 +360,8 @@ struct EventLoop {
     dials: HashMap<PeerId, PendingDial>,
     /// Which known peers the connection upkeep dials next.
     upkeep: Upkeep,
-    /// When running out of file descriptors was last logged.
-    descriptors_warned: Option<Instant>,
+    /// Running out of file descriptors, said at most every 10 s.
+    descriptors_warnings: Warnings,
     lookups: HashMap<kad::QueryId, (PeerId, RpcReplyPort<Vec<Multiaddr>>)>,
     gossip: GossipPort,
     /// Permits of GossipSub messages awaiting a verdict.
@@ -839,15 +840,11 @@ impl EventLoop {
                 // Accepting failed; the listener goes on. Out of file
                 // descriptors is said plainly, at most every 10 s.
                 if crate::error::is_out_of_descriptors(&error) {
-                    let now = Instant::now();
-                    if self
-                        .descriptors_warned
-                        .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(10))
-                    {
-                        self.descriptors_warned = Some(now);
+                    if let Some(suppressed) = self.descriptors_warnings.allow(Instant::now()) {
                         let limit = rlimit::Resource::NOFILE.get().map_or(0, |(soft, _)| soft);
                         tracing::warn!(
                             limit,
+                            suppressed,
                             "accepting connections fails: the process is out of file descriptors; raise the open-file limit or run fewer nodes per process"
                         );
                     }

@@ -191,48 +191,6 @@ async fn gating_admits_members_only() {
     );
 }
 
-#[tokio::test]
-async fn an_answer_with_a_thousand_addresses_is_cut_to_sixteen() {
-    let liar = bare().build().await.unwrap();
-    liar.register(common::FixedAnswer::closed_ports(1_000))
-        .await
-        .unwrap();
-    let victim = bare()
-        .peer_exchange(true)
-        .bootstrap(liar.addresses()[0].clone())
-        .build()
-        .await
-        .unwrap();
-    let liar_id = liar.peer_id();
-    eventually(WAIT, || {
-        let victim = victim.clone();
-        async move { victim.connected_peers().await.unwrap().contains(&liar_id) }
-    })
-    .await;
-    let wanted = subnet::PeerId::random();
-    let error = victim
-        .client::<TaskProtocol>()
-        .call(wanted, task("x"))
-        .await
-        .unwrap_err();
-    let cap = subnet::peer_exchange::MAX_ANSWER_ADDRESSES;
-    // At most 16 were taken, and at most 16 dialed.
-    assert!(victim.address_book().addresses(&wanted).len() <= cap);
-    match &error {
-        subnet::CallError::DialFailed { source, .. } => match &**source {
-            libp2p::swarm::DialError::Transport(tried) => {
-                assert!(
-                    !tried.is_empty() && tried.len() <= cap,
-                    "{} tried",
-                    tried.len()
-                )
-            }
-            other => panic!("{other}"),
-        },
-        other => panic!("{other}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_unreachable_peers_do_not_keep_upkeep_from_a_live_one() {
     let live = bare().build().await.unwrap();

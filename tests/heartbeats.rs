@@ -27,23 +27,30 @@ fn builder(node_id: u64) -> subnet::NodeBuilder {
         .heartbeat(fast_heartbeat(node_id))
 }
 
+/// A receiver (node id 1) and a sender (node id 2) bootstrapped to it,
+/// once one of the sender's own heartbeats was accepted.
+async fn receiver_and_sender() -> (Node, Node) {
+    let receiver = builder(1).build().await.unwrap();
+    let sender = builder(2)
+        .bootstrap(receiver.addresses()[0].clone())
+        .build()
+        .await
+        .unwrap();
+    eventually(WAIT, || async {
+        receiver.heartbeat_stats().await.unwrap().accepted >= 1
+    })
+    .await;
+    (receiver, sender)
+}
+
 fn encode(heartbeat: &Heartbeat) -> Vec<u8> {
     prost::Message::encode_to_vec(heartbeat)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_heartbeats_are_rejected_by_reason_and_never_reach_the_book() {
-    let receiver = builder(1).build().await.unwrap();
-    let attacker = builder(2)
-        .bootstrap(receiver.addresses()[0].clone())
-        .build()
-        .await
-        .unwrap();
     // The attacker's honest heartbeats get through first.
-    eventually(WAIT, || async {
-        receiver.heartbeat_stats().await.unwrap().accepted >= 1
-    })
-    .await;
+    let (receiver, attacker) = receiver_and_sender().await;
 
     let victim = PeerId::random();
     let topic = heartbeat::topic(1);
@@ -301,16 +308,7 @@ async fn a_flood_of_throwaway_key_heartbeats_never_evicts_registry_or_bootstrap_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signer_heartbeating_too_often_has_the_excess_dropped() {
-    let receiver = builder(1).build().await.unwrap();
-    let chatty = builder(2)
-        .bootstrap(receiver.addresses()[0].clone())
-        .build()
-        .await
-        .unwrap();
-    eventually(WAIT, || async {
-        receiver.heartbeat_stats().await.unwrap().accepted >= 1
-    })
-    .await;
+    let (receiver, chatty) = receiver_and_sender().await;
     let before = receiver.heartbeat_stats().await.unwrap().accepted;
     // Twenty valid heartbeats at once; the interval is 200 ms, so one in
     // 100 ms gets through.

@@ -25,11 +25,11 @@ use tokio::sync::mpsc;
 /// counts the requests its handler saw and reports every failure.
 struct Counted {
     handled: Arc<AtomicUsize>,
-    failures: mpsc::Sender<ServeError>,
+    failures: mpsc::Sender<String>,
 }
 
 impl Counted {
-    fn new() -> (Self, Arc<AtomicUsize>, mpsc::Receiver<ServeError>) {
+    fn new() -> (Self, Arc<AtomicUsize>, mpsc::Receiver<String>) {
         let handled = Arc::new(AtomicUsize::new(0));
         let (failures, receiver) = mpsc::channel(4096);
         let protocol = Self {
@@ -68,36 +68,7 @@ impl Protocol for Counted {
     }
 
     fn on_failure(&self, error: &ServeError) {
-        let _ = self.failures.try_send(clone_kind(error));
-    }
-}
-
-/// The failure again, for the channel (`ServeError` is not `Clone`): only
-/// the variants these tests look at keep their details.
-fn clone_kind(error: &ServeError) -> ServeError {
-    let id = error.request_id();
-    let peer = subnet::PeerId::random();
-    match error {
-        ServeError::Expired {
-            waited,
-            call_timeout,
-            ..
-        } => ServeError::Expired {
-            id,
-            peer,
-            waited: *waited,
-            call_timeout: *call_timeout,
-        },
-        ServeError::ResponseStalled { stall, .. } => ServeError::ResponseStalled {
-            id,
-            peer,
-            stall: *stall,
-        },
-        other => ServeError::Panicked {
-            id,
-            peer,
-            message: other.to_string(),
-        },
+        let _ = self.failures.try_send(common::kind(error));
     }
 }
 
@@ -105,7 +76,7 @@ fn task(payload: &str) -> TaskRequest {
     common::task(payload)
 }
 
-async fn server(config: Config) -> (subnet::Node, Arc<AtomicUsize>, mpsc::Receiver<ServeError>) {
+async fn server(config: Config) -> (subnet::Node, Arc<AtomicUsize>, mpsc::Receiver<String>) {
     let node = common::node().await;
     let (protocol, handled, failures) = Counted::new();
     node.register_with(protocol, config).await.unwrap();
@@ -218,7 +189,7 @@ async fn queued_requests_of_callers_that_timed_out_never_reach_the_handler() {
             .await
             .expect("five requests are shed in time")
             .unwrap();
-        if matches!(failure, ServeError::Expired { .. }) {
+        if failure == "Expired" {
             expired += 1;
         }
     }
@@ -293,10 +264,7 @@ async fn a_slow_steady_reader_gets_a_4_mb_response_and_a_stopped_one_is_cut() {
         .await
         .expect("the stopped reader is cut")
         .unwrap();
-    assert!(
-        matches!(failure, ServeError::ResponseStalled { stall: s, .. } if s == stall),
-        "{failure:?}"
-    );
+    assert_eq!(failure, format!("ResponseStalled({stall:?})"));
     assert!(asked.elapsed() >= stall, "{:?}", asked.elapsed());
     drop(stream);
     caller.shutdown().await;
