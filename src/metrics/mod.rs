@@ -191,6 +191,9 @@ pub enum RefusalReason {
     /// The peer starts requests faster than the protocol's
     /// `Config::rate_limit`.
     RateLimited,
+    /// The peer is banned; its connections are being closed
+    /// (`Node::ban`, or its reputation fell below the threshold).
+    Banned,
 }
 
 impl RefusalReason {
@@ -201,6 +204,7 @@ impl RefusalReason {
             RefusalReason::ConnectionLimit => "connection_limit",
             RefusalReason::PeerLimit => "peer_limit",
             RefusalReason::RateLimited => "rate_limited",
+            RefusalReason::Banned => "banned",
         }
     }
 }

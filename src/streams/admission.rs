@@ -165,6 +165,14 @@ impl Routes {
         relayed: bool,
         connection: &Arc<Semaphore>,
     ) {
+        if self.reputation.is_banned(&peer) {
+            // Banned while the connection still closes: nothing more is
+            // served on it.
+            self.metrics
+                .inbound_refused(&protocol, RefusalReason::Banned);
+            tracing::debug!(%peer, %protocol, "inbound stream refused: banned");
+            return;
+        }
         let Ok(connection_permit) = connection.clone().try_acquire_owned() else {
             self.metrics
                 .inbound_refused(&protocol, RefusalReason::ConnectionLimit);
