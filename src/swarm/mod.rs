@@ -44,6 +44,13 @@ const IDENTIFY_PROTOCOL: &str = "/subnet/1.0.0";
 /// Largest GossipSub message: 64 KiB.
 const MAX_GOSSIP_SIZE: usize = 64 * 1024;
 
+/// Messages waiting to be sent to one peer (publishes, forwards and
+/// IHAVE/IWANT gossip; rust-libp2p's default is 5,000). Beyond, GossipSub
+/// drops the message for that peer and counts it
+/// (`libp2p_gossipsub_failed_messages`); a forward waiting more than 1 s is
+/// dropped when its turn comes anyway.
+const GOSSIP_QUEUE: usize = 256;
+
 /// Connections being set up from remote peers at once.
 const MAX_PENDING_INBOUND: u32 = 64;
 
@@ -210,6 +217,7 @@ pub(crate) fn build(
         .heartbeat_interval(options.gossip_heartbeat)
         .history_length(history)
         .max_transmit_size(MAX_GOSSIP_SIZE)
+        .connection_handler_queue_len(GOSSIP_QUEUE)
         .build()
         .map_err(|e| transport(&e))?;
     let registry = crate::metrics::libp2p_metrics::node_registry(options.shared.metrics().label());
@@ -282,10 +290,19 @@ pub(crate) fn build(
                         .with_hide_listen_addrs(true),
                 )),
                 ping: Woken::new(ping::Behaviour::default()),
-                gossipsub: Woken::new(gossipsub::Behaviour::new(
-                    gossipsub::MessageAuthenticity::Signed(key.clone()),
-                    gossip_config,
-                )?),
+                // GossipSub's own metrics (`libp2p_gossipsub_*`): the
+                // queues to each peer and the messages dropped from them,
+                // the mesh, duplicates received.
+                gossipsub: Woken::new(
+                    gossipsub::Behaviour::new(
+                        gossipsub::MessageAuthenticity::Signed(key.clone()),
+                        gossip_config,
+                    )?
+                    .with_metrics(
+                        libp2p_registry.sub_registry_with_prefix("libp2p_gossipsub"),
+                        Default::default(),
+                    ),
+                ),
                 kademlia: Woken::new(kademlia.into()),
                 relay_client,
                 relay_server: options

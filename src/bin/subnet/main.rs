@@ -6,12 +6,14 @@
 //! subnet call <multiaddr | peer id> <payload>
 //! subnet peers <node multiaddr>
 //! subnet demo [--nodes 4]
+//! subnet scale [--nodes 50] [--heartbeat-interval 15] [--duration 300]
 //! ```
 //!
 //! Every user error prints one line naming the problem and exits with 1.
 
 mod config;
 mod demo;
+mod scale;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -88,6 +90,10 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         nodes: usize,
     },
+    /// Run a subnet of N node processes on this machine and measure it:
+    /// time until every address book is complete, memory, CPU and traffic
+    /// per node, and whether every node stays answerable.
+    Scale(scale::ScaleArgs),
 }
 
 #[derive(clap::Args)]
@@ -352,6 +358,7 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Demo { nodes } => demo::run(nodes).await,
+        Command::Scale(args) => scale::run(args).await,
     }
 }
 
@@ -490,6 +497,9 @@ async fn node(args: NodeArgs) -> Result<(), String> {
     for address in node.addresses() {
         println!("listening on {address}");
     }
+    if let Some(server) = &server {
+        println!("metrics on http://{}/metrics", server.local_addr());
+    }
     wait_for_signal().await?;
     println!("stopping");
     node.shutdown().await;
@@ -514,7 +524,7 @@ fn parse_multiaddr(text: &str, what: &str) -> Result<Multiaddr, String> {
         .map_err(|e| format!("{what} address `{text}` is not a multiaddr: {e}"))
 }
 
-async fn wait_for_signal() -> Result<(), String> {
+pub(crate) async fn wait_for_signal() -> Result<(), String> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     tokio::select! {
