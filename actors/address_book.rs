@@ -67,6 +67,15 @@ pub enum AddressBookMessage {
     RefreshRegistry,
     /// The outcome of a registry read.
     RegistryRead(Result<Vec<Member>, Arc<RegistryError>>),
+    /// `message`, holding one of its sender's slots until it is handled:
+    /// a sender that repeats itself (heartbeats) bounds how many of its
+    /// messages wait in this actor's mailbox by its number of slots.
+    Held {
+        /// The message.
+        message: Box<AddressBookMessage>,
+        /// Released once the message is handled.
+        slot: tokio::sync::OwnedSemaphorePermit,
+    },
 }
 
 /// The single writer of the address book. Its fields are the actor's
@@ -136,6 +145,10 @@ impl Actor for AddressBookActor {
     ) -> Result<(), ActorProcessingErr> {
         let book = &self.book;
         let config = &self.config;
+        let (message, _slot) = match message {
+            AddressBookMessage::Held { message, slot } => (*message, Some(slot)),
+            message => (message, None),
+        };
         match message {
             AddressBookMessage::Add {
                 peer,
@@ -214,6 +227,10 @@ impl Actor for AddressBookActor {
                     }
                     Err(error) => tracing::warn!("reading the registry failed: {error}"),
                 }
+            }
+            // Senders hold one message, never a held one.
+            AddressBookMessage::Held { .. } => {
+                tracing::debug!("a held message held another: dropped");
             }
         }
         Ok(())

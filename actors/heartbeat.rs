@@ -37,6 +37,12 @@ use crate::{
 /// Peers whose last sequence is remembered (for replay checks).
 pub const MAX_TRACKED_PEERS: usize = 10_000;
 
+/// Address book updates from heartbeats waiting in the book's mailbox at
+/// most; beyond, a heartbeat's update is dropped (counted
+/// `subnet_address_book_updates_coalesced_total{reason="busy"}`) and the
+/// signer's next heartbeat brings it again.
+pub const MAX_PENDING_BOOK_UPDATES: usize = 256;
+
 /// What the `HeartbeatActor` does.
 #[derive(Debug)]
 pub enum HeartbeatMessage {
@@ -87,6 +93,11 @@ pub struct HeartbeatActor {
     pub(crate) gate: Gate,
     /// Told of the peers that forward invalid heartbeats.
     pub(crate) reputation: Arc<Reputation>,
+    /// How often a signer whose addresses and node id did not change
+    /// updates the book (which keeps them alive): a quarter of the book's
+    /// heartbeat time-to-live, at most 15 s. Heartbeats in between are
+    /// coalesced (`reason="unchanged"`).
+    pub(crate) book_refresh: std::time::Duration,
 }
 
 /// The state of the `HeartbeatActor`: what changes.
@@ -97,6 +108,11 @@ pub struct HeartbeatState {
     sequence: u64,
     /// Each signer's last accepted sequence, and when it was accepted.
     last_seen: HashMap<PeerId, (u64, Instant)>,
+    /// What each signer last gave the book (a hash of its addresses and
+    /// node id), and when.
+    booked: HashMap<PeerId, (u64, Instant)>,
+    /// Slots of heartbeat updates in the book's mailbox.
+    book_slots: Arc<tokio::sync::Semaphore>,
     stats: HeartbeatStats,
 }
 
@@ -141,6 +157,8 @@ impl Actor for HeartbeatActor {
             publish_queued,
             sequence,
             last_seen: HashMap::new(),
+            booked: HashMap::new(),
+            book_slots: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_BOOK_UPDATES)),
             stats: HeartbeatStats::default(),
         })
     }
@@ -246,6 +264,9 @@ impl HeartbeatActor {
                     {
                         state.last_seen.remove(&oldest);
                     }
+                    state
+                        .booked
+                        .retain(|peer, _| state.last_seen.contains_key(peer));
                 }
                 state
                     .last_seen
@@ -254,12 +275,13 @@ impl HeartbeatActor {
                 // From another host, its loopback addresses are not its; an
                 // unspecified or multicast one is nobody's.
                 addresses.retain(|a| is_believable(a, message.local));
-                self.address_book.cast(AddressBookMessage::Add {
-                    peer: accepted.peer,
+                self.update_book(
+                    state,
+                    accepted.peer,
                     addresses,
-                    source: Source::Heartbeat,
-                    subnet_node_id: Some(accepted.subnet_node_id),
-                })?;
+                    accepted.subnet_node_id,
+                    now,
+                )?;
                 MessageAcceptance::Accept
             }
             Err(rejection) => {
@@ -279,6 +301,45 @@ impl HeartbeatActor {
             }
         };
         message.report(acceptance);
+        Ok(())
+    }
+
+    /// Gives the book a signer's addresses, unless they are what it gave
+    /// less than `book_refresh` ago, or the book is busy.
+    fn update_book(
+        &self,
+        state: &mut HeartbeatState,
+        peer: PeerId,
+        addresses: Vec<libp2p::Multiaddr>,
+        subnet_node_id: u64,
+        now: Instant,
+    ) -> Result<(), ActorProcessingErr> {
+        let digest = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            (&addresses, subnet_node_id).hash(&mut hasher);
+            hasher.finish()
+        };
+        if state.booked.get(&peer).is_some_and(|(booked, at)| {
+            *booked == digest && now.duration_since(*at) < self.book_refresh
+        }) {
+            self.metrics.book_update_coalesced("unchanged");
+            return Ok(());
+        }
+        let Ok(slot) = state.book_slots.clone().try_acquire_owned() else {
+            self.metrics.book_update_coalesced("busy");
+            return Ok(());
+        };
+        state.booked.insert(peer, (digest, now));
+        self.address_book.cast(AddressBookMessage::Held {
+            message: Box::new(AddressBookMessage::Add {
+                peer,
+                addresses,
+                source: Source::Heartbeat,
+                subnet_node_id: Some(subnet_node_id),
+            }),
+            slot,
+        })?;
         Ok(())
     }
 }

@@ -70,6 +70,10 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// one more fails the node.
 pub const MAX_RESTARTS: usize = 5;
 
+/// The longest a heartbeat signer's unchanged addresses go without
+/// refreshing the address book.
+const MAX_BOOK_REFRESH: Duration = Duration::from_secs(15);
+
 /// The window [`MAX_RESTARTS`] counts in: 60 s.
 pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
 
@@ -353,6 +357,10 @@ impl NodeSupervisor {
                 metrics: self.metrics.clone(),
                 gate: self.gate.clone(),
                 reputation: self.shared.reputation.clone(),
+                book_refresh: self
+                    .book_config
+                    .ttl(address_book::Source::Heartbeat)
+                    .map_or(MAX_BOOK_REFRESH, |ttl| (ttl / 4).min(MAX_BOOK_REFRESH)),
             };
             let (heartbeat, _) = Actor::spawn_linked(None, actor, (), myself.get_cell()).await?;
             let topic = IdentTopic::new(heartbeat::topic(config.subnet_id())).hash();

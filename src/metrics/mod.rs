@@ -60,6 +60,10 @@ pub const HEARTBEATS_PUBLISHED: &str = "subnet_heartbeats_published_total";
 pub const HEARTBEATS_RECEIVED: &str = "subnet_heartbeats_received_total";
 /// Heartbeats rejected or ignored, by reason.
 pub const HEARTBEATS_REJECTED: &str = "subnet_heartbeats_rejected_total";
+/// Heartbeats that did not update the address book, by reason: `unchanged`
+/// (the same addresses given less than a refresh period ago) or `busy`
+/// (256 updates already waiting).
+pub const BOOK_UPDATES_COALESCED: &str = "subnet_address_book_updates_coalesced_total";
 /// Peer-exchange questions, by role (asked, answered) and result (found, empty).
 pub const PEER_EXCHANGE: &str = "subnet_peer_exchange_total";
 /// Kademlia lookups of a peer, by result (found, not_found).
@@ -138,6 +142,10 @@ pub fn describe() {
     describe_counter!(
         HEARTBEATS_REJECTED,
         "Heartbeats rejected or ignored, by reason"
+    );
+    describe_counter!(
+        BOOK_UPDATES_COALESCED,
+        "Heartbeats that did not update the address book, by reason"
     );
     describe_counter!(PEER_EXCHANGE, "Peer-exchange questions, by role and result");
     describe_counter!(KADEMLIA_LOOKUPS, "Kademlia lookups of a peer, by result");
@@ -247,6 +255,10 @@ impl Metrics {
             counter!(ADDRESS_BOOK_LOOKUPS, "node" => node.clone(), "result" => result).increment(0);
         }
         counter!(ADDRESS_BOOK_EXPIRED, "node" => node.clone()).increment(0);
+        for reason in ["unchanged", "busy"] {
+            counter!(BOOK_UPDATES_COALESCED, "node" => node.clone(), "reason" => reason)
+                .increment(0);
+        }
         counter!(HEARTBEATS_PUBLISHED, "node" => node.clone()).increment(0);
         counter!(HEARTBEATS_RECEIVED, "node" => node.clone()).increment(0);
         for reason in crate::discovery::heartbeat::Rejection::ALL {
@@ -331,6 +343,11 @@ impl Metrics {
 
     pub(crate) fn heartbeat_received(&self) {
         counter!(HEARTBEATS_RECEIVED, "node" => self.node.clone()).increment(1);
+    }
+
+    pub(crate) fn book_update_coalesced(&self, reason: &'static str) {
+        counter!(BOOK_UPDATES_COALESCED, "node" => self.node.clone(), "reason" => reason)
+            .increment(1);
     }
 
     pub(crate) fn heartbeat_rejected(&self, reason: &'static str) {
