@@ -473,12 +473,8 @@ async fn node(args: NodeArgs) -> Result<(), String> {
     let own = |address: &Multiaddr| address.iter().any(|p| p == Protocol::P2p(node.peer_id()));
     let bootnode = bootstrap.iter().any(own);
     let others: Vec<&Multiaddr> = bootstrap.iter().filter(|a| !own(a)).collect();
-    let outcomes = futures::future::join_all(
-        others
-            .iter()
-            .map(|address| node.connect((*address).clone(), CLIENT_TIMEOUT)),
-    )
-    .await;
+    let outcomes =
+        futures::future::join_all(others.iter().map(|address| reach(&node, address))).await;
     let mut failures = Vec::new();
     let mut reached = false;
     for (address, outcome) in others.iter().zip(outcomes) {
@@ -505,6 +501,36 @@ async fn node(args: NodeArgs) -> Result<(), String> {
     node.shutdown().await;
     println!("stopped");
     Ok(())
+}
+
+/// How long a node keeps trying a bootstrap peer that did not refuse the
+/// connection outright but failed it (reset, closed, timed out): busy,
+/// most likely at its limit of connections being set up (64) in a burst
+/// of joins.
+const BOOTSTRAP_RETRY: Duration = Duration::from_secs(30);
+
+/// Connects to a bootstrap peer. A connection refused (nothing listens
+/// there) or an address that cannot be dialed is final at once; any other
+/// failure is tried again (after 0.1 s, doubling to 2 s, with jitter) for
+/// up to `BOOTSTRAP_RETRY`.
+async fn reach(node: &Node, address: &Multiaddr) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + BOOTSTRAP_RETRY;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let error = match node.connect(address.clone(), CLIENT_TIMEOUT).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e.to_string(),
+        };
+        // Nothing listens there, or the address cannot be dialed: final.
+        // Anything else (reset, closed, timed out) may be a busy peer.
+        let busy = !(error.contains("refused") || error.to_lowercase().contains("not supported"));
+        let jitter = Duration::from_millis(rand::random::<u64>() % wait.as_millis() as u64);
+        if !busy || tokio::time::Instant::now() + wait + jitter > deadline {
+            return Err(error);
+        }
+        tokio::time::sleep(wait + jitter).await;
+        wait = (wait * 2).min(Duration::from_secs(2));
+    }
 }
 
 /// Starts a node serving the task and admin protocols.

@@ -313,17 +313,23 @@ async fn measure(
         }
         let incomplete: Vec<usize> = (0..n).filter(|&i| complete_at[i].is_none()).collect();
         if !incomplete.is_empty() {
-            let answers: Vec<_> = stream::iter(incomplete)
+            // Until the next sample is due: slow answers must not delay it.
+            let mut answers = stream::iter(incomplete)
                 .map(ask)
-                .buffer_unordered(CONCURRENT_ASKS)
-                .collect()
-                .await;
-            let at = start.elapsed();
-            for (i, _, answer) in answers {
-                if let Ok(answer) = answer
-                    && complete(i, &answer.peers)
-                {
-                    complete_at[i] = Some(at);
+                .buffer_unordered(CONCURRENT_ASKS);
+            let due = tokio::time::sleep_until(next_sample.into());
+            tokio::pin!(due);
+            loop {
+                tokio::select! {
+                    answer = answers.next() => {
+                        let Some((i, _, answer)) = answer else { break };
+                        if let Ok(answer) = answer
+                            && complete(i, &answer.peers)
+                        {
+                            complete_at[i] = Some(start.elapsed());
+                        }
+                    }
+                    _ = &mut due => break,
                 }
             }
         }
