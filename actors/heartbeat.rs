@@ -106,14 +106,21 @@ pub struct HeartbeatState {
     timer: tokio::task::JoinHandle<()>,
     publish_queued: Arc<AtomicBool>,
     sequence: u64,
-    /// Each signer's last accepted sequence, and when it was accepted.
-    last_seen: HashMap<PeerId, (u64, Instant)>,
-    /// What each signer last gave the book (a hash of its addresses and
-    /// node id), and when.
-    booked: HashMap<PeerId, (u64, Instant)>,
+    /// What is known of each signer.
+    last_seen: HashMap<PeerId, Signer>,
     /// Slots of heartbeat updates in the book's mailbox.
     book_slots: Arc<tokio::sync::Semaphore>,
     stats: HeartbeatStats,
+}
+
+/// A signer's last accepted heartbeat, and what it last gave the book.
+#[derive(Debug, Clone, Copy)]
+struct Signer {
+    sequence: u64,
+    /// When its last heartbeat was accepted.
+    at: Instant,
+    /// A hash of the addresses and node id it last gave the book, and when.
+    booked: Option<(u64, Instant)>,
 }
 
 impl Actor for HeartbeatActor {
@@ -157,7 +164,6 @@ impl Actor for HeartbeatActor {
             publish_queued,
             sequence,
             last_seen: HashMap::new(),
-            booked: HashMap::new(),
             book_slots: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_BOOK_UPDATES)),
             stats: HeartbeatStats::default(),
         })
@@ -230,12 +236,12 @@ impl HeartbeatActor {
             &message.data,
             signer,
             SystemTime::now(),
-            last.map(|(sequence, _)| sequence),
+            last.map(|signer| signer.sequence),
         )
         .and_then(|accepted| {
             if !self.gate.admits(&accepted.peer) {
                 Err(Rejection::NotMember)
-            } else if last.is_some_and(|(_, at)| now.duration_since(at) < min_gap) {
+            } else if last.is_some_and(|signer| now.duration_since(signer.at) < min_gap) {
                 Err(Rejection::TooFrequent)
             } else {
                 Ok(accepted)
@@ -254,23 +260,29 @@ impl HeartbeatActor {
                     let window = self.config.window();
                     state
                         .last_seen
-                        .retain(|_, (_, at)| now.duration_since(*at) < window);
+                        .retain(|_, signer| now.duration_since(signer.at) < window);
                     if state.last_seen.len() >= MAX_TRACKED_PEERS
                         && let Some(oldest) = state
                             .last_seen
                             .iter()
-                            .min_by_key(|(_, (_, at))| *at)
+                            .min_by_key(|(_, signer)| signer.at)
                             .map(|(peer, _)| *peer)
                     {
                         state.last_seen.remove(&oldest);
                     }
-                    state
-                        .booked
-                        .retain(|peer, _| state.last_seen.contains_key(peer));
                 }
                 state
                     .last_seen
-                    .insert(accepted.peer, (accepted.sequence, now));
+                    .entry(accepted.peer)
+                    .and_modify(|signer| {
+                        signer.sequence = accepted.sequence;
+                        signer.at = now;
+                    })
+                    .or_insert(Signer {
+                        sequence: accepted.sequence,
+                        at: now,
+                        booked: None,
+                    });
                 let mut addresses = accepted.addresses;
                 // From another host, its loopback addresses are not its; an
                 // unspecified or multicast one is nobody's.
@@ -320,8 +332,9 @@ impl HeartbeatActor {
             (&addresses, subnet_node_id).hash(&mut hasher);
             hasher.finish()
         };
-        if state.booked.get(&peer).is_some_and(|(booked, at)| {
-            *booked == digest && now.duration_since(*at) < self.book_refresh
+        let signer = state.last_seen.get_mut(&peer).expect("noted before");
+        if signer.booked.is_some_and(|(booked, at)| {
+            booked == digest && now.duration_since(at) < self.book_refresh
         }) {
             self.metrics.book_update_coalesced("unchanged");
             return Ok(());
@@ -330,7 +343,7 @@ impl HeartbeatActor {
             self.metrics.book_update_coalesced("busy");
             return Ok(());
         };
-        state.booked.insert(peer, (digest, now));
+        signer.booked = Some((digest, now));
         self.address_book.cast(AddressBookMessage::Held {
             message: Box::new(AddressBookMessage::Add {
                 peer,
