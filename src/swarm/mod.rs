@@ -48,8 +48,10 @@ const MAX_GOSSIP_SIZE: usize = 64 * 1024;
 /// IHAVE/IWANT gossip; rust-libp2p's default is 5,000). Beyond, GossipSub
 /// drops the message for that peer and counts it
 /// (`libp2p_gossipsub_failed_messages`); a forward waiting more than 1 s is
-/// dropped when its turn comes anyway.
-const GOSSIP_QUEUE: usize = 256;
+/// dropped when its turn comes anyway. Under overload these queues are what
+/// grows (docs/PERFORMANCE.md, "Memory under overload"): 64 messages of
+/// ≈ 1 KB each, to each peer, is the bound.
+const GOSSIP_QUEUE: usize = 64;
 
 /// Connections being set up from remote peers at once.
 const MAX_PENDING_INBOUND: u32 = 64;
