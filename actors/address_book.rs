@@ -208,6 +208,7 @@ impl Actor for AddressBookActor {
                 state.reading_registry = false;
                 match read {
                     Ok(members) => {
+                        self.metrics.registry_read(Some(members.len()));
                         self.gate.set_members(members.iter().map(|m| m.peer_id));
                         let mut events = Vec::new();
                         for member in members {
@@ -225,7 +226,12 @@ impl Actor for AddressBookActor {
                         }
                         self.publish(&state.events, events);
                     }
-                    Err(error) => tracing::warn!("reading the registry failed: {error}"),
+                    Err(error) => {
+                        self.metrics.registry_read(None);
+                        tracing::warn!(
+                            "reading the registry failed (keeping what the last good read gave): {error}"
+                        );
+                    }
                 }
             }
             // Senders hold one message, never a held one.

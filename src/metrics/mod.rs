@@ -54,6 +54,11 @@ pub const ADDRESS_BOOK_PEERS: &str = "subnet_address_book_peers";
 pub const ADDRESS_BOOK_LOOKUPS: &str = "subnet_address_book_lookups_total";
 /// Peers that left the address book (expired or evicted).
 pub const ADDRESS_BOOK_EXPIRED: &str = "subnet_address_book_expired_total";
+/// Reads of the registry, by outcome (`ok`, `failed`; a failed read keeps
+/// what the last good one gave).
+pub const REGISTRY_READS: &str = "subnet_registry_reads_total";
+/// Members the last good registry read listed.
+pub const REGISTRY_MEMBERS: &str = "subnet_registry_members";
 /// Heartbeats this node published.
 pub const HEARTBEATS_PUBLISHED: &str = "subnet_heartbeats_published_total";
 /// Heartbeats received and validated.
@@ -137,6 +142,11 @@ pub fn describe() {
         "Address book lookups by calls, by result"
     );
     describe_counter!(ADDRESS_BOOK_EXPIRED, "Peers that left the address book");
+    describe_counter!(REGISTRY_READS, "Registry reads, by outcome");
+    describe_gauge!(
+        REGISTRY_MEMBERS,
+        "Members the last good registry read listed"
+    );
     describe_counter!(HEARTBEATS_PUBLISHED, "Heartbeats published");
     describe_counter!(HEARTBEATS_RECEIVED, "Heartbeats received and validated");
     describe_counter!(
@@ -259,6 +269,9 @@ impl Metrics {
             counter!(BOOK_UPDATES_COALESCED, "node" => node.clone(), "reason" => reason)
                 .increment(0);
         }
+        for outcome in ["ok", "failed"] {
+            counter!(REGISTRY_READS, "node" => node.clone(), "outcome" => outcome).increment(0);
+        }
         counter!(HEARTBEATS_PUBLISHED, "node" => node.clone()).increment(0);
         counter!(HEARTBEATS_RECEIVED, "node" => node.clone()).increment(0);
         for reason in crate::discovery::heartbeat::Rejection::ALL {
@@ -335,6 +348,14 @@ impl Metrics {
 
     pub(crate) fn address_book_expired(&self, peers: usize) {
         counter!(ADDRESS_BOOK_EXPIRED, "node" => self.node.clone()).increment(peers as u64);
+    }
+
+    pub(crate) fn registry_read(&self, members: Option<usize>) {
+        let outcome = if members.is_some() { "ok" } else { "failed" };
+        counter!(REGISTRY_READS, "node" => self.node.clone(), "outcome" => outcome).increment(1);
+        if let Some(members) = members {
+            gauge!(REGISTRY_MEMBERS, "node" => self.node.clone()).set(members as f64);
+        }
     }
 
     pub(crate) fn heartbeat_published(&self) {

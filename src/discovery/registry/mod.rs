@@ -12,10 +12,16 @@
 //! addresses = ["/ip4/127.0.0.1/tcp/4001"]
 //! ```
 //!
+//! [`hypertensor::HypertensorRegistry`] reads the Hypertensor chain (cargo
+//! feature `chain`, on by default).
+//!
 //! A registry is read by the address book actor, which feeds the book with
 //! source `registry` and, when membership gating is on, the gate.
 
 use std::path::{Path, PathBuf};
+
+#[cfg(feature = "chain")]
+pub mod hypertensor;
 
 use futures::future::BoxFuture;
 use libp2p::{Multiaddr, PeerId};
@@ -73,6 +79,10 @@ pub enum RegistryError {
     /// The backend panicked while reading.
     #[error("the registry backend panicked: {0}")]
     Panicked(String),
+    /// The chain could not be read.
+    #[cfg(feature = "chain")]
+    #[error("reading the chain failed: {0}")]
+    Chain(#[source] hypertensor::ChainError),
     /// A backend of another kind (a chain client, say) failed.
     #[error("the registry backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
