@@ -525,3 +525,72 @@ async fn a_gated_node_reads_its_members_from_the_chain() {
         .await
         .expect("the last good read still admits it");
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_subnet");
+
+/// `subnet peers` as the member in `key`, or as a new identity.
+async fn peers(address: &str, key: Option<&std::path::Path>) -> std::process::Output {
+    let mut command = tokio::process::Command::new(BIN);
+    command.args(["peers", address]);
+    if let Some(key) = key {
+        command.arg("--key").arg(key);
+    }
+    command.output().await.unwrap()
+}
+
+/// The binary: `subnet node --chain-rpc` (an HTTP and a WebSocket URL) with
+/// `--gating` lists the registered node in `subnet peers --key <a member's
+/// key>` with source `registry` and its node id, and refuses the same
+/// question from an identity the chain does not list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subnet_node_reads_the_chain_and_gates_by_it() {
+    let dir = common::temp_dir("chain-cli");
+    let member_key = dir.join("member.key");
+    let member = subnet::keys::generate(&member_key).unwrap();
+    let listed = bare().build().await.unwrap();
+    let nodes = vec![
+        chain_node(7, peer_info(&listed, true)),
+        chain_node(
+            9,
+            PeerInfo {
+                peer_id: member.public().to_peer_id().to_base58().into_bytes(),
+                multiaddr: None,
+            },
+        ),
+    ];
+    let mock = Mock::start(
+        Answer::Bytes(Layout::Validator.encode_nodes(&nodes)),
+        Answer::Bytes(Bootnodes::default().to_scale()),
+    )
+    .await;
+    for scheme in ["http", "ws"] {
+        let url = mock.url(scheme);
+        let (child, address) = common::spawn_listening(std::process::Command::new(BIN).args([
+            "node",
+            "--chain-rpc",
+            &url,
+            "--subnet-id",
+            "1",
+            "--gating",
+            "--no-kademlia",
+            "--no-peer-exchange",
+            "--no-heartbeat",
+        ]));
+        let _node = common::KillOnDrop(child);
+        let listed_id = listed.peer_id().to_string();
+        eventually(WAIT, || async {
+            let output = peers(&address, Some(&member_key)).await;
+            let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            output.status.success()
+                && text.lines().any(|line| {
+                    line.contains(&listed_id) && line.contains("registry") && line.contains(" 7 ")
+                })
+        })
+        .await;
+        let outsider = peers(&address, None).await;
+        assert!(
+            !outsider.status.success(),
+            "{scheme}: an outsider is refused"
+        );
+    }
+}

@@ -22,6 +22,17 @@ pub(crate) struct NodeConfig {
     pub(crate) subnet_node_id: Option<u64>,
     /// A registry file shared by the subnet's nodes.
     pub(crate) registry: Option<PathBuf>,
+    /// The Hypertensor chain's JSON-RPC URL, to read the registry from.
+    #[cfg(feature = "chain")]
+    pub(crate) chain_rpc: Option<String>,
+    /// The chain's SubnetNodeInfo layout (default: detected).
+    #[cfg(feature = "chain")]
+    #[serde(default, deserialize_with = "from_text")]
+    pub(crate) chain_layout: Option<subnet::registry::hypertensor::Layout>,
+    /// The lowest class of a member node (default: registered).
+    #[cfg(feature = "chain")]
+    #[serde(default, deserialize_with = "from_text")]
+    pub(crate) chain_min_class: Option<subnet::registry::hypertensor::NodeClass>,
     /// Seconds between two heartbeats.
     pub(crate) heartbeat_interval: Option<f64>,
     /// Where to serve Prometheus metrics, e.g. 127.0.0.1:9100.
@@ -48,6 +59,17 @@ pub(crate) struct NodeConfig {
     pub(crate) hole_punching: Option<bool>,
     /// `"text"` (default) or `"json"`: how log lines are written.
     pub(crate) log_format: Option<super::LogFormat>,
+}
+
+/// Reads a value from its text form (`FromStr`).
+#[cfg(feature = "chain")]
+fn from_text<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    let text = String::deserialize(deserializer)?;
+    text.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 impl NodeConfig {

@@ -3,8 +3,10 @@
 //! ```text
 //! subnet keygen --out node.key
 //! subnet node --config node.toml [flags]
-//! subnet call <multiaddr | peer id> <payload>
-//! subnet peers <node multiaddr>
+//! subnet call <multiaddr | peer id> <payload> [--key member.key]
+//! subnet peers <node multiaddr> [--key member.key]
+//! subnet registry --chain-rpc <url> --subnet-id <n>
+//! subnet registration --key node.key [--address <multiaddr>]
 //! subnet demo [--nodes 4]
 //! subnet scale [--nodes 50] [--heartbeat-interval 15] [--duration 300]
 //! ```
@@ -13,6 +15,8 @@
 
 mod config;
 mod demo;
+#[cfg(feature = "chain")]
+mod registry;
 mod scale;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -20,6 +24,8 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand};
 use config::NodeConfig;
 use libp2p::multiaddr::Protocol;
+#[cfg(feature = "chain")]
+use subnet::registry::hypertensor as chain;
 use subnet::{
     Multiaddr, Node, NodeBuilder,
     admin::{Admin, PeersRequest},
@@ -78,11 +84,45 @@ enum Command {
         /// hole punching through this host's NAT can reach the caller.
         #[arg(long)]
         listen: Vec<String>,
+        /// Call as this identity (a key file), e.g. a registered member's,
+        /// which a gated node admits; default: a new identity.
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
     /// Show what a running node's address book holds.
     Peers {
         /// The node: a multiaddr ending in /p2p/<peer id> (on this machine).
         node: Option<String>,
+        /// Ask as this identity (a key file), e.g. a registered member's,
+        /// which a gated node admits; default: a new identity.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Print what the chain lists for a subnet: nodes, classes, identities,
+    /// addresses, bootnodes, and the entries a node would skip.
+    #[cfg(feature = "chain")]
+    Registry {
+        /// The chain node's JSON-RPC URL (http://, https://, ws://, wss://).
+        #[arg(long)]
+        chain_rpc: String,
+        /// The subnet's id.
+        #[arg(long)]
+        subnet_id: u32,
+        /// The chain's SubnetNodeInfo layout (default: detected).
+        #[arg(long)]
+        chain_layout: Option<chain::Layout>,
+    },
+    /// Print what a node registers on chain: its peer id as the chain
+    /// stores it and its multiaddr in binary form.
+    #[cfg(feature = "chain")]
+    Registration {
+        /// The node's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The address other nodes reach it at (one the chain accepts: TCP
+        /// or WebSocket over ip4, ip6 or dns; no QUIC).
+        #[arg(long)]
+        address: Option<String>,
     },
     /// Run a local subnet in this process and show its nodes find and call each other.
     Demo {
@@ -125,6 +165,22 @@ struct NodeArgs {
     /// Serve Prometheus metrics at this address, e.g. 127.0.0.1:9100.
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
+    /// Read the registry from the Hypertensor chain at this JSON-RPC URL
+    /// (http://, https://, ws://, wss://), for the subnet of --subnet-id.
+    #[cfg(feature = "chain")]
+    #[arg(long)]
+    chain_rpc: Option<String>,
+    /// The chain's SubnetNodeInfo layout: coldkey,
+    /// coldkey-optional-reputation, validator, validator-optional-peer
+    /// (default: detected from the first answer).
+    #[cfg(feature = "chain")]
+    #[arg(long)]
+    chain_layout: Option<chain::Layout>,
+    /// Nodes below this class are not members: registered (default), idle,
+    /// included, validator.
+    #[cfg(feature = "chain")]
+    #[arg(long)]
+    chain_min_class: Option<chain::NodeClass>,
     /// Refuse connections from peers outside the registry.
     #[arg(long)]
     gating: bool,
@@ -244,12 +300,13 @@ async fn run(command: Command) -> Result<(), String> {
             interval_ms,
             no_hole_punching,
             listen,
+            key,
         } => {
             let destination = destination.ok_or(
                 "missing destination: give the node's multiaddr ending in /p2p/<peer id>, or its peer id",
             )?;
             let payload = payload.ok_or("missing payload: give the text to send")?;
-            let mut builder = Node::builder()
+            let mut builder = with_key(Node::builder(), key.as_deref())?
                 .subnet(subnet_id)
                 .hole_punching(!no_hole_punching);
             for address in &listen {
@@ -319,10 +376,13 @@ async fn run(command: Command) -> Result<(), String> {
             node.shutdown().await;
             answered
         }
-        Command::Peers { node: target } => {
+        Command::Peers { node: target, key } => {
             let target =
                 target.ok_or("missing node: give the node's multiaddr ending in /p2p/<peer id>")?;
-            let node = Node::builder().build().await.map_err(|e| e.to_string())?;
+            let node = with_key(Node::builder(), key.as_deref())?
+                .build()
+                .await
+                .map_err(|e| e.to_string())?;
             let client = node
                 .client::<Admin>()
                 .with_config(subnet::Config::default().with_call_timeout(CLIENT_TIMEOUT));
@@ -357,6 +417,14 @@ async fn run(command: Command) -> Result<(), String> {
             }
             Ok(())
         }
+        #[cfg(feature = "chain")]
+        Command::Registry {
+            chain_rpc,
+            subnet_id,
+            chain_layout,
+        } => registry::print(chain_rpc, subnet_id, chain_layout).await,
+        #[cfg(feature = "chain")]
+        Command::Registration { key, address } => registry::registration(&key, address.as_deref()),
         Command::Demo { nodes } => demo::run(nodes).await,
         Command::Scale(args) => scale::run(args).await,
     }
@@ -382,6 +450,12 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         subnet_id: args.subnet_id.or(file.subnet_id),
         subnet_node_id: args.subnet_node_id.or(file.subnet_node_id),
         registry: args.registry.or(file.registry),
+        #[cfg(feature = "chain")]
+        chain_rpc: args.chain_rpc.or(file.chain_rpc),
+        #[cfg(feature = "chain")]
+        chain_layout: args.chain_layout.or(file.chain_layout),
+        #[cfg(feature = "chain")]
+        chain_min_class: args.chain_min_class.or(file.chain_min_class),
         heartbeat_interval: args.heartbeat_interval.or(file.heartbeat_interval),
         metrics: args.metrics.or(file.metrics),
         gating: Some(args.gating || file.gating.unwrap_or(false)),
@@ -441,9 +515,28 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         }
         builder = builder.registry(FileRegistry::new(path));
     }
+    #[cfg(feature = "chain")]
+    let on_chain = config.chain_rpc.is_some();
+    #[cfg(not(feature = "chain"))]
+    let on_chain = false;
+    #[cfg(feature = "chain")]
+    if let Some(url) = &config.chain_rpc {
+        if config.registry.is_some() {
+            return Err("give one registry: --registry (a file) or --chain-rpc (the chain)".into());
+        }
+        let subnet = u32::try_from(subnet_id)
+            .map_err(|_| format!("subnet id {subnet_id} is too large for the chain (u32)"))?;
+        let mut chain = chain::HypertensorConfig::new(url.clone(), subnet);
+        chain.layout = config.chain_layout;
+        chain.min_class = config
+            .chain_min_class
+            .unwrap_or(chain::NodeClass::Registered);
+        let registry = chain::HypertensorRegistry::new(chain).map_err(|e| e.to_string())?;
+        builder = builder.registry(registry);
+    }
     if config.gating == Some(true) {
-        if config.registry.is_none() {
-            return Err("gating needs a registry: give --registry".into());
+        if config.registry.is_none() && !on_chain {
+            return Err("gating needs a registry: give --registry or --chain-rpc".into());
         }
         builder = builder.gating(true);
     }
@@ -543,6 +636,14 @@ async fn start(builder: NodeBuilder) -> Result<Node, String> {
         .await
         .map_err(|e| e.to_string())?;
     Ok(node)
+}
+
+/// Uses the identity in `key`, if given.
+fn with_key(builder: NodeBuilder, key: Option<&std::path::Path>) -> Result<NodeBuilder, String> {
+    Ok(match key {
+        Some(path) => builder.keypair(keys::read(path).map_err(|e| e.to_string())?),
+        None => builder,
+    })
 }
 
 fn parse_multiaddr(text: &str, what: &str) -> Result<Multiaddr, String> {

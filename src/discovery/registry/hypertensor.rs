@@ -585,12 +585,7 @@ pub fn multiaddr(bytes: &[u8], peer: &PeerId) -> Result<Multiaddr, String> {
     } else {
         Multiaddr::try_from(bytes.to_vec()).map_err(|e| format!("not a binary multiaddr: {e}"))?
     };
-    if let Some(other) = address.iter().find(|p| !chain_accepts(p)) {
-        return Err(format!(
-            "`{address}` uses {}, which the chain does not accept (only ip4, ip6, dns4, dns6, dnsaddr, tcp, udp, ws, wss, p2p)",
-            other.tag()
-        ));
-    }
+    check_protocols(&address)?;
     if let Some(Protocol::P2p(named)) = address.iter().last() {
         if named != *peer {
             return Err(format!("`{address}` names another peer"));
@@ -601,6 +596,32 @@ pub fn multiaddr(bytes: &[u8], peer: &PeerId) -> Result<Multiaddr, String> {
         return Err("empty multiaddr".to_owned());
     }
     Ok(address)
+}
+
+/// The multiaddr `peer` registers on chain to be reached at `address`: only
+/// protocols the chain accepts, ending in `/p2p/<peer>` (appended if
+/// absent), as the chain requires. Its binary form is `to_vec()`.
+pub fn registration_multiaddr(address: &Multiaddr, peer: &PeerId) -> Result<Multiaddr, String> {
+    check_protocols(address)?;
+    match address.iter().last() {
+        None => Err("empty multiaddr".to_owned()),
+        Some(Protocol::P2p(named)) if named != *peer => {
+            Err(format!("`{address}` ends in another peer's id, not {peer}"))
+        }
+        Some(Protocol::P2p(_)) => Ok(address.clone()),
+        Some(_) => Ok(address.clone().with(Protocol::P2p(*peer))),
+    }
+}
+
+/// Refuses a multiaddr with a protocol the chain does not accept.
+fn check_protocols(address: &Multiaddr) -> Result<(), String> {
+    match address.iter().find(|p| !chain_accepts(p)) {
+        Some(other) => Err(format!(
+            "`{address}`: the chain does not accept {} (only ip4, ip6, dns4, dns6, dnsaddr, tcp, udp, ws, wss, p2p)",
+            other.tag()
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Whether the chain's multiaddr check takes this protocol

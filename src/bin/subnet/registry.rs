@@ -1,0 +1,116 @@
+//! `subnet registry` and `subnet registration`: what the chain lists for a
+//! subnet, and what a node registers there.
+
+use std::path::Path;
+
+use subnet::{
+    Multiaddr, keys,
+    registry::hypertensor::{self as chain, HypertensorConfig, HypertensorRegistry, Layout},
+};
+
+/// Prints the chain's nodes, identities and addresses for `subnet_id`.
+pub(crate) async fn print(
+    url: String,
+    subnet_id: u32,
+    layout: Option<Layout>,
+) -> Result<(), String> {
+    let mut config = HypertensorConfig::new(url.clone(), subnet_id);
+    config.layout = layout;
+    let registry = HypertensorRegistry::new(config).map_err(|e| e.to_string())?;
+    let snapshot = registry.read().await.map_err(|e| e.to_string())?;
+    let layout = snapshot
+        .layout
+        .map_or("none (no nodes)".to_owned(), |l| l.to_string());
+    println!(
+        "subnet {subnet_id} at {url}: {} nodes, {} official bootnodes, layout {layout}",
+        snapshot.nodes.len(),
+        snapshot.bootnodes.len()
+    );
+    println!(
+        "{:>7} {:<10} {:>5} {:<15} {:<54} address",
+        "node id", "class", "epoch", "identity", "peer id"
+    );
+    let dash = "-".to_owned();
+    for node in &snapshot.nodes {
+        if node.identities.is_empty() {
+            println!(
+                "{:>7} {:<10} {:>5} {:<15} {:<54} -",
+                node.subnet_node_id,
+                node.classification.node_class,
+                node.classification.start_epoch,
+                "-",
+                "-"
+            );
+        }
+        for identity in &node.identities {
+            println!(
+                "{:>7} {:<10} {:>5} {:<15} {:<54} {}",
+                node.subnet_node_id,
+                node.classification.node_class,
+                node.classification.start_epoch,
+                identity.role.name(),
+                identity.peer_id.to_string(),
+                identity
+                    .address
+                    .as_ref()
+                    .map_or(dash.clone(), |a| a.to_string())
+            );
+        }
+    }
+    for identity in &snapshot.bootnodes {
+        println!(
+            "{:>7} {:<10} {:>5} {:<15} {:<54} {}",
+            "-",
+            "-",
+            "-",
+            identity.role.name(),
+            identity.peer_id.to_string(),
+            identity
+                .address
+                .as_ref()
+                .map_or(dash.clone(), |a| a.to_string())
+        );
+    }
+    for skipped in &snapshot.skipped {
+        println!(
+            "skipped: node {} peer {}: {}",
+            skipped.subnet_node_id, skipped.peer_id, skipped.reason
+        );
+    }
+    Ok(())
+}
+
+/// Prints the peer id bytes and binary multiaddr a node registers.
+pub(crate) fn registration(key: &Path, address: Option<&str>) -> Result<(), String> {
+    let peer = keys::read(key)
+        .map_err(|e| e.to_string())?
+        .public()
+        .to_peer_id();
+    let registered = match address {
+        None => None,
+        Some(address) => {
+            let address: Multiaddr = address
+                .parse()
+                .map_err(|e| format!("`{address}` is not a multiaddr: {e}"))?;
+            let registered = chain::registration_multiaddr(&address, &peer)
+                .map_err(|e| format!("cannot register {e}: give a TCP or WebSocket address"))?;
+            Some(registered)
+        }
+    };
+    let text = peer.to_base58();
+    println!("peer_id: {text}");
+    println!(
+        "peer_id bytes (what the chain stores): 0x{}",
+        hex(text.as_bytes())
+    );
+    println!("peer_id as Vec<u8>: {:?}", text.as_bytes());
+    if let Some(registered) = registered {
+        println!("multiaddr: {registered}");
+        println!("multiaddr bytes (binary): 0x{}", hex(&registered.to_vec()));
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
