@@ -238,6 +238,10 @@ struct Chain {
     bootnodes: Answer,
     /// Peer ids (base58 text) `network_proofOfStake` says yes to.
     staked: Vec<String>,
+    /// `network_proofOfStake` answers with an error.
+    stake_error: bool,
+    /// Peer ids `network_proofOfStake` was asked about, in order.
+    asked: Vec<String>,
     calls: usize,
 }
 
@@ -253,6 +257,8 @@ impl Mock {
             nodes,
             bootnodes,
             staked: Vec::new(),
+            stake_error: false,
+            asked: Vec::new(),
             calls: 0,
         }));
         let server = Server::builder().build("127.0.0.1:0").await.unwrap();
@@ -292,7 +298,16 @@ impl Mock {
                 let (subnet, peer_id, min_class): (u32, Vec<u8>, u8) = params.parse()?;
                 assert_eq!((subnet, min_class), (1, 0));
                 let text = String::from_utf8(peer_id).expect("peer ids travel as base58 text");
-                Ok::<_, ErrorObjectOwned>(chain.lock().unwrap().staked.contains(&text))
+                let mut chain = chain.lock().unwrap();
+                chain.asked.push(text.clone());
+                if chain.stake_error {
+                    return Err(ErrorObjectOwned::owned(
+                        1,
+                        "Unable to check stake",
+                        None::<()>,
+                    ));
+                }
+                Ok::<_, ErrorObjectOwned>(chain.staked.contains(&text))
             })
             .unwrap();
         let handle = server.start(module);
@@ -313,6 +328,17 @@ impl Mock {
 
     fn calls(&self) -> usize {
         self.chain.lock().unwrap().calls
+    }
+
+    fn asked_about(&self, peer: &PeerId) -> usize {
+        let text = peer.to_base58();
+        self.chain
+            .lock()
+            .unwrap()
+            .asked
+            .iter()
+            .filter(|p| **p == text)
+            .count()
     }
 }
 
@@ -524,6 +550,112 @@ async fn a_gated_node_reads_its_members_from_the_chain() {
         .call(address.clone(), task("still"))
         .await
         .expect("the last good read still admits it");
+}
+
+async fn gated(mock: &Mock, proof_of_stake: bool, fail_open: bool) -> (Node, Multiaddr) {
+    let mut config = HypertensorConfig::new(mock.url("http"), 1);
+    config.timeout = Duration::from_secs(5);
+    config.proof_of_stake = proof_of_stake;
+    let node = bare()
+        .registry(HypertensorRegistry::new(config).unwrap())
+        .gating(true)
+        .gating_fail_open(fail_open)
+        .address_book(
+            subnet::address_book::Config::default()
+                .with_registry_refresh(Duration::from_millis(200)),
+        )
+        .build()
+        .await
+        .unwrap();
+    node.register(TaskProtocol).await.unwrap();
+    let address = node.addresses()[0].clone();
+    (node, address)
+}
+
+async fn calls_through(caller: &Node, address: &Multiaddr) -> bool {
+    caller
+        .client::<TaskProtocol>()
+        .call(address.clone(), task("knock"))
+        .await
+        .is_ok()
+}
+
+/// With proof of stake, a peer the node list omits is refused while the
+/// chain is asked, then admitted if staked; the answers are kept, so a
+/// refused peer's next attempt asks nothing; a question that fails refuses
+/// (fail closed) or admits (fail open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proof_of_stake_admits_a_staked_peer_the_node_list_omits() {
+    let mock = Mock::start(
+        Answer::Bytes(Layout::Validator.encode_nodes(&[])),
+        Answer::Bytes(Bootnodes::default().to_scale()),
+    )
+    .await;
+    let staked = bare().build().await.unwrap();
+    let outsider = bare().build().await.unwrap();
+    mock.chain.lock().unwrap().staked = vec![staked.peer_id().to_base58()];
+    let (_guarded, address) = gated(&mock, true, false).await;
+
+    eventually(WAIT, || calls_through(&staked, &address)).await;
+    assert!(mock.asked_about(&staked.peer_id()) >= 1);
+    assert!(!calls_through(&outsider, &address).await);
+    eventually(WAIT, || async {
+        mock.asked_about(&outsider.peer_id()) == 1
+    })
+    .await;
+    // The answer is kept: refused again without asking.
+    assert!(!calls_through(&outsider, &address).await);
+    assert!(!calls_through(&outsider, &address).await);
+    assert_eq!(mock.asked_about(&outsider.peer_id()), 1);
+
+    // The chain cannot answer: fail closed refuses, fail open admits.
+    mock.chain.lock().unwrap().stake_error = true;
+    let (_closed, closed_address) = gated(&mock, true, false).await;
+    let (_open, open_address) = gated(&mock, true, true).await;
+    let newcomer = bare().build().await.unwrap();
+    assert!(!calls_through(&newcomer, &closed_address).await);
+    eventually(WAIT, || async {
+        mock.asked_about(&newcomer.peer_id()) >= 1
+    })
+    .await;
+    assert!(!calls_through(&newcomer, &closed_address).await);
+    eventually(WAIT, || calls_through(&newcomer, &open_address)).await;
+}
+
+/// Fail open admits everyone until the chain is first read, then closes
+/// the connections of peers it does not list; fail closed admits nobody
+/// meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_open_admits_everyone_until_the_first_read() {
+    let mock = Mock::start(
+        Answer::Error("Unable to get subnet nodes"),
+        Answer::Bytes(Bootnodes::default().to_scale()),
+    )
+    .await;
+    let (closed, closed_address) = gated(&mock, false, false).await;
+    let (open, open_address) = gated(&mock, false, true).await;
+    let caller = bare().build().await.unwrap();
+    assert!(calls_through(&caller, &open_address).await);
+    assert!(!calls_through(&caller, &closed_address).await);
+    assert!(
+        open.connected_peers()
+            .await
+            .unwrap()
+            .contains(&caller.peer_id())
+    );
+    drop(closed);
+
+    // The chain answers, without the caller: its connection is closed.
+    mock.set_nodes(Answer::Bytes(Layout::Validator.encode_nodes(&[])));
+    eventually(WAIT, || async {
+        !open
+            .connected_peers()
+            .await
+            .unwrap()
+            .contains(&caller.peer_id())
+    })
+    .await;
+    assert!(!calls_through(&caller, &open_address).await);
 }
 
 const BIN: &str = env!("CARGO_BIN_EXE_subnet");

@@ -43,6 +43,7 @@ pub struct NodeBuilder {
     heartbeat: Option<heartbeat::Config>,
     registry: Option<Arc<dyn Registry>>,
     gating: bool,
+    gating_fail_open: bool,
     peer_exchange: bool,
     kademlia: bool,
     address_book: address_book::Config,
@@ -72,6 +73,7 @@ impl Default for NodeBuilder {
             heartbeat: None,
             registry: None,
             gating: false,
+            gating_fail_open: false,
             peer_exchange: true,
             kademlia: true,
             address_book: address_book::Config::default(),
@@ -101,6 +103,7 @@ impl std::fmt::Debug for NodeBuilder {
             .field("heartbeat", &self.heartbeat)
             .field("registry", &self.registry.is_some())
             .field("gating", &self.gating)
+            .field("gating_fail_open", &self.gating_fail_open)
             .field("peer_exchange", &self.peer_exchange)
             .field("kademlia", &self.kademlia)
             .finish()
@@ -171,6 +174,15 @@ impl NodeBuilder {
     /// Refuses connections from peers outside the registry (off by default).
     pub fn gating(mut self, on: bool) -> Self {
         self.gating = on;
+        self
+    }
+
+    /// With gating: admit every peer until the registry is first read, and
+    /// a peer the registry could not be asked about ([`Registry::check`]
+    /// failed): fail open. Off by default: fail closed, nobody before the
+    /// first good read, and a failed question refuses the peer.
+    pub fn gating_fail_open(mut self, on: bool) -> Self {
+        self.gating_fail_open = on;
         self
     }
 
@@ -376,10 +388,12 @@ impl NodeBuilder {
         metrics.preregister();
         let shared = Arc::new(Shared::new(metrics.clone(), self.reputation.clone()));
         let book = AddressBook::default();
-        let gate = if self.gating {
-            Gate::closed()
-        } else {
-            Gate::default()
+        let gate = match &self.registry {
+            Some(registry) if self.gating && registry.checks_peers() => {
+                Gate::closed(self.gating_fail_open).with_checks(registry.clone())
+            }
+            _ if self.gating => Gate::closed(self.gating_fail_open),
+            _ => Gate::default(),
         };
         // GossipSub's mesh upkeep runs at least twice per heartbeat.
         let gossip_heartbeat = self

@@ -140,6 +140,9 @@ impl NetworkBehaviour for Behaviour {
         if let Poll::Ready(peer) = self.shared.reputation.poll_disconnect(cx) {
             return Poll::Ready(close(peer));
         }
-        self.gate.poll_revoked(cx).map(close)
+        let connections = &self.shared.connections;
+        self.gate
+            .poll_revoked(cx, || connections.connected_peers())
+            .map(close)
     }
 }

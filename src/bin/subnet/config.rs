@@ -33,6 +33,11 @@ pub(crate) struct NodeConfig {
     #[cfg(feature = "chain")]
     #[serde(default, deserialize_with = "from_text")]
     pub(crate) chain_min_class: Option<subnet::registry::hypertensor::NodeClass>,
+    /// Ask the chain about a peer its node list does not list.
+    #[cfg(feature = "chain")]
+    pub(crate) chain_proof_of_stake: Option<bool>,
+    /// Admit everyone until the registry is first read (default: nobody).
+    pub(crate) gating_fail_open: Option<bool>,
     /// Seconds between two heartbeats.
     pub(crate) heartbeat_interval: Option<f64>,
     /// Where to serve Prometheus metrics, e.g. 127.0.0.1:9100.

@@ -181,9 +181,18 @@ struct NodeArgs {
     #[cfg(feature = "chain")]
     #[arg(long)]
     chain_min_class: Option<chain::NodeClass>,
+    /// With gating, ask the chain (network_proofOfStake) about a peer its
+    /// node list does not list, instead of refusing it outright.
+    #[cfg(feature = "chain")]
+    #[arg(long)]
+    chain_proof_of_stake: bool,
     /// Refuse connections from peers outside the registry.
     #[arg(long)]
     gating: bool,
+    /// With gating, admit everyone until the registry is first read, and a
+    /// peer the chain could not be asked about (default: refuse them).
+    #[arg(long)]
+    gating_fail_open: bool,
     /// Relay for other peers (those behind NAT).
     #[arg(long)]
     relay_server: bool,
@@ -456,6 +465,11 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         chain_layout: args.chain_layout.or(file.chain_layout),
         #[cfg(feature = "chain")]
         chain_min_class: args.chain_min_class.or(file.chain_min_class),
+        #[cfg(feature = "chain")]
+        chain_proof_of_stake: Some(
+            args.chain_proof_of_stake || file.chain_proof_of_stake.unwrap_or(false),
+        ),
+        gating_fail_open: Some(args.gating_fail_open || file.gating_fail_open.unwrap_or(false)),
         heartbeat_interval: args.heartbeat_interval.or(file.heartbeat_interval),
         metrics: args.metrics.or(file.metrics),
         gating: Some(args.gating || file.gating.unwrap_or(false)),
@@ -538,7 +552,9 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         if config.registry.is_none() && !on_chain {
             return Err("gating needs a registry: give --registry or --chain-rpc".into());
         }
-        builder = builder.gating(true);
+        builder = builder
+            .gating(true)
+            .gating_fail_open(config.gating_fail_open == Some(true));
     }
     builder = builder
         .relay_server(config.relay_server == Some(true))

@@ -23,6 +23,12 @@
 //! peer's id is skipped and reported, not the member. A read that fails
 //! (RPC error, timeout, undecodable bytes) is a [`ChainError`]; the address
 //! book keeps what the last good read gave.
+//!
+//! With gating, a peer the node list does not list is refused; with
+//! [`HypertensorConfig::proof_of_stake`], the chain is asked about it
+//! (`network_proofOfStake`, which also admits overwatch nodes and official
+//! bootnodes) while its first connection is refused, and the answer, kept
+//! 5 min, decides its next attempts.
 
 use std::{
     collections::{BTreeMap, btree_map},
@@ -69,6 +75,10 @@ pub struct HypertensorConfig {
     pub min_class: NodeClass,
     /// Time one RPC call may take (connecting included): 10 s by default.
     pub timeout: Duration,
+    /// With gating, ask `network_proofOfStake` about a peer the node list
+    /// does not list (an overwatch node, say) instead of refusing it
+    /// outright; off by default.
+    pub proof_of_stake: bool,
 }
 
 impl HypertensorConfig {
@@ -81,6 +91,7 @@ impl HypertensorConfig {
             layout: None,
             min_class: NodeClass::Registered,
             timeout: Duration::from_secs(10),
+            proof_of_stake: false,
         }
     }
 }
@@ -442,6 +453,18 @@ impl Registry for HypertensorRegistry {
                 );
             }
             Ok(snapshot.members(self.config.min_class))
+        })
+    }
+
+    fn checks_peers(&self) -> bool {
+        self.config.proof_of_stake
+    }
+
+    fn check(&self, peer: PeerId) -> BoxFuture<'_, Result<bool, RegistryError>> {
+        Box::pin(async move {
+            self.proof_of_stake(&peer, self.config.min_class)
+                .await
+                .map_err(RegistryError::Chain)
         })
     }
 }

@@ -93,6 +93,21 @@ pub enum RegistryError {
 pub trait Registry: Send + Sync + 'static {
     /// The current members.
     fn members(&self) -> BoxFuture<'_, Result<Vec<Member>, RegistryError>>;
+
+    /// Whether [`Registry::check`] can be asked about a single peer (the
+    /// chain's `network_proofOfStake`, say): gating then asks it about a
+    /// peer that [`Registry::members`] does not list, instead of refusing
+    /// it outright. `false` by default.
+    fn checks_peers(&self) -> bool {
+        false
+    }
+
+    /// Whether `peer` is a member, asked about this one peer (called only
+    /// if [`Registry::checks_peers`]). `Ok(false)` by default.
+    fn check(&self, peer: PeerId) -> BoxFuture<'_, Result<bool, RegistryError>> {
+        let _ = peer;
+        Box::pin(async { Ok(false) })
+    }
 }
 
 /// A registry kept in a local TOML file.
