@@ -540,16 +540,23 @@ async fn a_gated_node_reads_its_members_from_the_chain() {
             .is_err()
     );
 
-    // The chain fails: reads go on failing, and the last good one stays.
-    mock.set_nodes(Answer::Error("Unable to get subnet nodes"));
-    let before = mock.calls();
-    eventually(WAIT, || async { mock.calls() >= before + 6 }).await;
-    assert!(guarded.address_book().lookup(&listed.peer_id()).is_some());
-    silent
-        .client::<TaskProtocol>()
-        .call(address.clone(), task("still"))
-        .await
-        .expect("the last good read still admits it");
+    // The chain fails (an RPC error, then bytes cut short): reads go on
+    // failing, and the last good one stays.
+    let good = Layout::Validator.encode_nodes(&nodes);
+    for failure in [
+        Answer::Error("Unable to get subnet nodes"),
+        Answer::Bytes(good[..good.len() - 1].to_vec()),
+    ] {
+        mock.set_nodes(failure);
+        let before = mock.calls();
+        eventually(WAIT, || async { mock.calls() >= before + 6 }).await;
+        assert!(guarded.address_book().lookup(&listed.peer_id()).is_some());
+        silent
+            .client::<TaskProtocol>()
+            .call(address.clone(), task("still"))
+            .await
+            .expect("the last good read still admits it");
+    }
 }
 
 async fn gated(mock: &Mock, proof_of_stake: bool, fail_open: bool) -> (Node, Multiaddr) {
