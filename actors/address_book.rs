@@ -109,7 +109,15 @@ impl std::fmt::Debug for AddressBookActor {
 pub struct AddressBookState {
     events: broadcast::Sender<Event>,
     reading_registry: bool,
+    /// Whether a registry read has succeeded yet.
+    registry_read: bool,
+    /// How long after a failed read the next is tried (1 s, doubling up
+    /// to the refresh period; reset by a good read).
+    registry_retry: std::time::Duration,
 }
+
+/// The first wait before reading a failed registry again.
+const FIRST_REGISTRY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Actor for AddressBookActor {
     type Msg = AddressBookMessage;
@@ -134,6 +142,8 @@ impl Actor for AddressBookActor {
         Ok(AddressBookState {
             events,
             reading_registry: false,
+            registry_read: false,
+            registry_retry: FIRST_REGISTRY_RETRY,
         })
     }
 
@@ -209,8 +219,12 @@ impl Actor for AddressBookActor {
                 match read {
                     Ok(members) => {
                         self.metrics.registry_read(Some(members.len()));
+                        state.registry_read = true;
+                        state.registry_retry = FIRST_REGISTRY_RETRY;
                         self.gate.set_members(members.iter().map(|m| m.peer_id));
-                        let mut events = Vec::new();
+                        let listed: std::collections::HashSet<PeerId> =
+                            members.iter().map(|m| m.peer_id).collect();
+                        let mut events = book.unlist(&listed);
                         for member in members {
                             if member.peer_id == self.local_peer {
                                 continue;
@@ -228,9 +242,18 @@ impl Actor for AddressBookActor {
                     }
                     Err(error) => {
                         self.metrics.registry_read(None);
-                        tracing::warn!(
-                            "reading the registry failed (keeping what the last good read gave): {error}"
-                        );
+                        let retry = state.registry_retry;
+                        if state.registry_read {
+                            tracing::warn!(
+                                "reading the registry failed (keeping what the last good read gave; again in {retry:?}): {error}"
+                            );
+                        } else {
+                            tracing::warn!(
+                                "reading the registry failed (no good read yet; again in {retry:?}): {error}"
+                            );
+                        }
+                        myself.send_after(retry, || AddressBookMessage::RefreshRegistry);
+                        state.registry_retry = (retry * 2).min(config.registry_refresh());
                     }
                 }
             }

@@ -355,6 +355,95 @@ fn golden() -> (Answer, Answer) {
     )
 }
 
+#[test]
+fn undialable_addresses_and_an_identity_listed_twice_are_skipped() {
+    let one = peer(PEER_1);
+    let info = |address: &str| PeerInfo {
+        peer_id: PEER_1.as_bytes().to_vec(),
+        multiaddr: Some(format!("{address}/p2p/{one}").into_bytes()),
+    };
+    for bad in [
+        "/ip4/0.0.0.0/tcp/4001",
+        "/ip4/127.0.0.1/tcp/0",
+        "/dns4/host.test",
+    ] {
+        let snap = snapshot(None, vec![chain_node(1, info(bad))], Bootnodes::default()).unwrap();
+        assert_eq!(snap.nodes[0].identities[0].address, None, "{bad}");
+        assert_eq!(snap.skipped.len(), 1, "{bad}");
+    }
+    let twice = vec![
+        chain_node(1, info("/ip4/127.0.0.1/tcp/4001")),
+        chain_node(7, info("/ip4/127.0.0.1/tcp/4007")),
+    ];
+    let snap = snapshot(None, twice, Bootnodes::default()).unwrap();
+    assert!(snap.nodes[1].identities.is_empty());
+    assert!(
+        snap.skipped[0]
+            .reason
+            .contains("already an identity of node 1"),
+        "{:?}",
+        snap.skipped
+    );
+    assert_eq!(snap.members(NodeClass::Registered)[0].subnet_node_id, 1);
+}
+
+#[tokio::test]
+async fn a_detected_layout_is_detected_again_when_the_chain_changes_it() {
+    let (_, bootnodes) = golden();
+    let mock = Mock::start(Answer::Bytes(nodes_fixture(Layout::Coldkey)), bootnodes).await;
+    let registry = registry(mock.url("http"), Duration::from_secs(10));
+    assert_eq!(registry.read().await.unwrap().layout, Some(Layout::Coldkey));
+    mock.set_nodes(Answer::Bytes(nodes_fixture(Layout::Validator)));
+    assert_eq!(
+        registry.read().await.unwrap().layout,
+        Some(Layout::Validator)
+    );
+}
+
+#[test]
+fn registration_prints_what_to_register_and_refuses_what_the_chain_would_not() {
+    let dir = common::temp_dir("registration");
+    let key = dir.join("node.key");
+    let peer = subnet::keys::generate(&key).unwrap().public().to_peer_id();
+    let run = |address: &str| {
+        std::process::Command::new(BIN)
+            .args(["registration", "--key"])
+            .arg(&key)
+            .args(["--address", address])
+            .output()
+            .unwrap()
+    };
+    let output = run("/ip4/127.0.0.1/tcp/4001");
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let registered = addr(&format!("/ip4/127.0.0.1/tcp/4001/p2p/{peer}"));
+    assert!(text.contains(&format!("multiaddr: {registered}")), "{text}");
+    let hex: String = registered
+        .to_vec()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(text.contains(&format!("0x{hex}")), "{text}");
+    let id_hex: String = peer
+        .to_base58()
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(text.contains(&format!("0x{id_hex}")), "{text}");
+    for (bad, why) in [
+        ("/ip4/127.0.0.1/udp/4001/quic-v1", "does not accept quic-v1"),
+        ("/ip4/0.0.0.0/tcp/4001", "no host"),
+        ("/ip4/127.0.0.1/tcp/0", "port 0"),
+    ] {
+        let output = run(bad);
+        assert!(!output.status.success(), "{bad}");
+        assert!(output.stdout.is_empty(), "{bad}: nothing printed on stdout");
+        let error = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(error.lines().count(), 1, "{bad}: {error}");
+        assert!(error.contains(why), "{bad}: {error}");
+    }
+}
+
 #[tokio::test]
 async fn reads_the_chain_over_http_and_websocket() {
     let (nodes, bootnodes) = golden();
@@ -557,6 +646,12 @@ async fn a_gated_node_reads_its_members_from_the_chain() {
             .await
             .expect("the last good read still admits it");
     }
+    // The chain stops listing the first node: it leaves the book.
+    mock.set_nodes(Answer::Bytes(Layout::Validator.encode_nodes(&nodes[1..])));
+    eventually(WAIT, || async {
+        guarded.address_book().lookup(&listed.peer_id()).is_none()
+    })
+    .await;
 }
 
 async fn gated(mock: &Mock, proof_of_stake: bool, fail_open: bool) -> (Node, Multiaddr) {
@@ -732,4 +827,44 @@ async fn subnet_node_reads_the_chain_and_gates_by_it() {
             "{scheme}: an outsider is refused"
         );
     }
+}
+
+/// The binary with `--chain-proof-of-stake`: a peer the node list omits but
+/// the chain says is staked is admitted after its first attempt; one the
+/// chain says is not stays refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subnet_node_asks_the_chain_about_a_peer_it_does_not_list() {
+    let dir = common::temp_dir("chain-pos-cli");
+    let staker_key = dir.join("staker.key");
+    let staker = subnet::keys::generate(&staker_key).unwrap();
+    let stranger_key = dir.join("stranger.key");
+    let stranger = subnet::keys::generate(&stranger_key).unwrap();
+    let mock = Mock::start(
+        Answer::Bytes(Layout::Validator.encode_nodes(&[])),
+        Answer::Bytes(Bootnodes::default().to_scale()),
+    )
+    .await;
+    mock.chain.lock().unwrap().staked = vec![staker.public().to_peer_id().to_base58()];
+    let url = mock.url("ws");
+    let (child, address) = common::spawn_listening(std::process::Command::new(BIN).args([
+        "node",
+        "--chain-rpc",
+        &url,
+        "--subnet-id",
+        "1",
+        "--gating",
+        "--chain-proof-of-stake",
+        "--no-kademlia",
+        "--no-peer-exchange",
+        "--no-heartbeat",
+    ]));
+    let _node = common::KillOnDrop(child);
+    eventually(WAIT, || async {
+        peers(&address, Some(&staker_key)).await.status.success()
+    })
+    .await;
+    let stranger_id = stranger.public().to_peer_id();
+    assert!(!peers(&address, Some(&stranger_key)).await.status.success());
+    eventually(WAIT, || async { mock.asked_about(&stranger_id) >= 1 }).await;
+    assert!(!peers(&address, Some(&stranger_key)).await.status.success());
 }

@@ -322,7 +322,7 @@ pub(crate) fn exchange_failed(
 
 /// An error's text on one line: libp2p's DNS transport lists the failure of
 /// each resolved address on a line of its own.
-fn one_line(error: &impl std::fmt::Display) -> String {
+pub(crate) fn one_line(error: &impl std::fmt::Display) -> String {
     error
         .to_string()
         .lines()

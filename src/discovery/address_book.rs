@@ -431,6 +431,25 @@ impl AddressBook {
         }
     }
 
+    /// Drops the registry's addresses of the peers its last read no longer
+    /// lists (`listed`: those it does), and the peers left with none.
+    pub(crate) fn unlist(&self, listed: &std::collections::HashSet<PeerId>) -> Vec<Event> {
+        let mut gone = Vec::new();
+        self.peers.retain(|peer, record| {
+            if listed.contains(peer) || !record.is_protected() {
+                return true;
+            }
+            record.addresses.retain(|e| e.source != Source::Registry);
+            if record.addresses.is_empty() {
+                gone.push(Event::PeerExpired { peer: *peer });
+                false
+            } else {
+                true
+            }
+        });
+        gone
+    }
+
     /// Drops addresses older than their source's TTL at `now`, and peers
     /// left with none.
     pub(crate) fn expire(&self, config: &Config, now: Instant) -> Vec<Event> {

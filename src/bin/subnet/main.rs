@@ -270,7 +270,8 @@ fn main() -> ExitCode {
     };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if log_format == Some(LogFormat::Json) {
         logs.json().init();
     } else {
@@ -523,6 +524,10 @@ async fn node(args: NodeArgs) -> Result<(), String> {
     builder = builder
         .peer_exchange(config.peer_exchange != Some(false))
         .kademlia(config.kademlia != Some(false));
+    #[cfg(feature = "chain")]
+    if config.chain_rpc.is_some() && config.registry.is_some() {
+        return Err("give one registry: --registry (a file) or --chain-rpc (the chain)".into());
+    }
     if let Some(path) = &config.registry {
         if !path.exists() {
             return Err(format!("registry file {} does not exist", path.display()));
@@ -535,9 +540,6 @@ async fn node(args: NodeArgs) -> Result<(), String> {
     let on_chain = false;
     #[cfg(feature = "chain")]
     if let Some(url) = &config.chain_rpc {
-        if config.registry.is_some() {
-            return Err("give one registry: --registry (a file) or --chain-rpc (the chain)".into());
-        }
         let subnet = u32::try_from(subnet_id)
             .map_err(|_| format!("subnet id {subnet_id} is too large for the chain (u32)"))?;
         let mut chain = chain::HypertensorConfig::new(url.clone(), subnet);
@@ -545,6 +547,7 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         chain.min_class = config
             .chain_min_class
             .unwrap_or(chain::NodeClass::Registered);
+        chain.proof_of_stake = config.chain_proof_of_stake == Some(true);
         let registry = chain::HypertensorRegistry::new(chain).map_err(|e| e.to_string())?;
         builder = builder.registry(registry);
     }

@@ -77,6 +77,11 @@ pub(crate) async fn print(
             skipped.subnet_node_id, skipped.peer_id, skipped.reason
         );
     }
+    if snapshot.nodes.is_empty() && snapshot.bootnodes.is_empty() {
+        println!(
+            "note: the chain lists no node and no bootnode for subnet {subnet_id}: is the subnet id right?"
+        );
+    }
     Ok(())
 }
 
@@ -92,8 +97,13 @@ pub(crate) fn registration(key: &Path, address: Option<&str>) -> Result<(), Stri
             let address: Multiaddr = address
                 .parse()
                 .map_err(|e| format!("`{address}` is not a multiaddr: {e}"))?;
-            let registered = chain::registration_multiaddr(&address, &peer)
-                .map_err(|e| format!("cannot register {e}: give a TCP or WebSocket address"))?;
+            let registered = chain::registration_multiaddr(&address, &peer).map_err(|e| {
+                if e.contains("does not accept") {
+                    format!("cannot register {e}: give a TCP or WebSocket address")
+                } else {
+                    format!("cannot register {e}")
+                }
+            })?;
             Some(registered)
         }
     };

@@ -157,6 +157,21 @@ pub enum ChainError {
     },
 }
 
+/// An error on one line (`call::error::one_line`), at most 300
+/// characters: decoder and RPC complaints go into single log lines.
+pub(crate) fn short(error: &impl std::fmt::Display) -> String {
+    let mut line = crate::call::error::one_line(error);
+    if line.len() > 300 {
+        let mut end = 300;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+        line.push('…');
+    }
+    line
+}
+
 fn summary(tried: &[LayoutError]) -> String {
     tried
         .iter()
@@ -292,8 +307,11 @@ pub struct HypertensorRegistry {
     /// The WebSocket client, connected on first use and again after it
     /// disconnected.
     ws: tokio::sync::Mutex<Option<Arc<WsClient>>>,
-    /// The layout detected, kept once found.
+    /// The layout detected, kept while it decodes the answers.
     detected: Mutex<Option<Layout>>,
+    /// Entries already warned about (skipped, or an empty subnet), so that
+    /// each is logged once, not at every read; at most [`MAX_NODES`].
+    warned: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for HypertensorRegistry {
@@ -329,6 +347,7 @@ impl HypertensorRegistry {
             http,
             ws: tokio::sync::Mutex::new(None),
             detected: Mutex::new(None),
+            warned: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -361,7 +380,7 @@ impl HypertensorRegistry {
                 },
                 e => ChainError::Rpc {
                     method,
-                    reason: e.to_string(),
+                    reason: short(&e),
                 },
             })
         };
@@ -408,15 +427,19 @@ impl HypertensorRegistry {
     /// Decodes the node list with the configured layout, the one detected
     /// before, or the one layout that decodes it whole.
     fn decode_nodes(&self, bytes: &[u8]) -> Result<(Option<Layout>, Vec<NodeInfo>), ChainError> {
-        let known = self
-            .config
-            .layout
-            .or(*self.detected.lock().expect("layout lock poisoned"));
-        if let Some(layout) = known {
+        if let Some(layout) = self.config.layout {
             return Ok((Some(layout), layout.decode_nodes(bytes)?));
         }
+        let detected = *self.detected.lock().expect("layout lock poisoned");
+        if let Some(layout) = detected {
+            match layout.decode_nodes(bytes) {
+                Ok(nodes) => return Ok((Some(layout), nodes)),
+                // The chain's runtime was upgraded, say: detect again.
+                Err(e) => tracing::warn!("{e}: detecting the layout again"),
+            }
+        }
         let (layout, nodes) = detect(bytes)?;
-        if let Some(layout) = layout {
+        if let Some(layout) = layout.filter(|l| Some(*l) != detected) {
             tracing::info!(%layout, "detected the chain's SubnetNodeInfo layout");
             *self.detected.lock().expect("layout lock poisoned") = Some(layout);
         }
@@ -444,14 +467,31 @@ impl Registry for HypertensorRegistry {
     fn members(&self) -> BoxFuture<'_, Result<Vec<Member>, RegistryError>> {
         Box::pin(async move {
             let snapshot = self.read().await.map_err(RegistryError::Chain)?;
-            for skipped in &snapshot.skipped {
+            let mut warned = self.warned.lock().expect("warned lock poisoned");
+            if warned.len() >= MAX_NODES {
+                warned.clear();
+            }
+            if snapshot.nodes.is_empty()
+                && snapshot.bootnodes.is_empty()
+                && warned.insert("empty".to_owned())
+            {
                 tracing::warn!(
-                    node = skipped.subnet_node_id,
-                    peer = %skipped.peer_id,
-                    "chain registry entry skipped: {}",
-                    skipped.reason
+                    subnet = self.config.subnet_id,
+                    "the chain lists no node and no bootnode for this subnet: is the subnet id right?"
                 );
             }
+            for skipped in &snapshot.skipped {
+                let key = format!("{} {}", skipped.peer_id, skipped.reason);
+                if warned.insert(key) {
+                    tracing::warn!(
+                        node = skipped.subnet_node_id,
+                        peer = %skipped.peer_id,
+                        "chain registry entry skipped: {}",
+                        skipped.reason
+                    );
+                }
+            }
+            drop(warned);
             Ok(snapshot.members(self.config.min_class))
         })
     }
@@ -514,6 +554,7 @@ pub fn snapshot(
         layout,
         ..Snapshot::default()
     };
+    let mut seen: BTreeMap<PeerId, u32> = BTreeMap::new();
     for node in nodes {
         let id = node.subnet_node_id;
         let infos = [
@@ -525,13 +566,30 @@ pub fn snapshot(
             .into_iter()
             .filter_map(|(role, info)| {
                 let info = info?;
-                identity(
+                let identity = identity(
                     id,
                     role,
                     &info.peer_id,
                     info.multiaddr.as_deref(),
                     &mut out.skipped,
-                )
+                )?;
+                match seen.get(&identity.peer_id) {
+                    Some(first) if *first != id => {
+                        out.skipped.push(Skipped {
+                            subnet_node_id: id,
+                            peer_id: identity.peer_id.to_string(),
+                            reason: format!(
+                                "{} identity: already an identity of node {first}",
+                                role.name()
+                            ),
+                        });
+                        None
+                    }
+                    _ => {
+                        seen.insert(identity.peer_id, id);
+                        Some(identity)
+                    }
+                }
             })
             .collect();
         out.nodes.push(ChainNode {
@@ -609,14 +667,12 @@ pub fn multiaddr(bytes: &[u8], peer: &PeerId) -> Result<Multiaddr, String> {
         Multiaddr::try_from(bytes.to_vec()).map_err(|e| format!("not a binary multiaddr: {e}"))?
     };
     check_protocols(&address)?;
+    check_dialable(&address)?;
     if let Some(Protocol::P2p(named)) = address.iter().last() {
         if named != *peer {
             return Err(format!("`{address}` names another peer"));
         }
         address.pop();
-    }
-    if address.iter().next().is_none() {
-        return Err("empty multiaddr".to_owned());
     }
     Ok(address)
 }
@@ -626,6 +682,7 @@ pub fn multiaddr(bytes: &[u8], peer: &PeerId) -> Result<Multiaddr, String> {
 /// absent), as the chain requires. Its binary form is `to_vec()`.
 pub fn registration_multiaddr(address: &Multiaddr, peer: &PeerId) -> Result<Multiaddr, String> {
     check_protocols(address)?;
+    check_dialable(address)?;
     match address.iter().last() {
         None => Err("empty multiaddr".to_owned()),
         Some(Protocol::P2p(named)) if named != *peer => {
@@ -634,6 +691,36 @@ pub fn registration_multiaddr(address: &Multiaddr, peer: &PeerId) -> Result<Mult
         Some(Protocol::P2p(_)) => Ok(address.clone()),
         Some(_) => Ok(address.clone().with(Protocol::P2p(*peer))),
     }
+}
+
+/// Refuses an address no other node could dial: none, an unspecified IP
+/// (`0.0.0.0`, `::`), no port, or port 0.
+fn check_dialable(address: &Multiaddr) -> Result<(), String> {
+    if address.iter().next().is_none() {
+        return Err("empty multiaddr".to_owned());
+    }
+    for protocol in address.iter() {
+        match protocol {
+            Protocol::Ip4(ip) if ip.is_unspecified() => {
+                return Err(format!(
+                    "`{address}`: {ip} is no host another node can reach"
+                ));
+            }
+            Protocol::Ip6(ip) if ip.is_unspecified() => {
+                return Err(format!(
+                    "`{address}`: {ip} is no host another node can reach"
+                ));
+            }
+            Protocol::Tcp(0) | Protocol::Udp(0) => {
+                return Err(format!(
+                    "`{address}`: port 0 is no port another node can reach"
+                ));
+            }
+            Protocol::Tcp(_) | Protocol::Udp(_) => return Ok(()),
+            _ => {}
+        }
+    }
+    Err(format!("`{address}` has no port (tcp or udp)"))
 }
 
 /// Refuses a multiaddr with a protocol the chain does not accept.

@@ -117,7 +117,7 @@ impl Layout {
 
 impl fmt::Display for Layout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
@@ -148,7 +148,8 @@ pub struct LayoutError {
 /// Decodes `bytes` as one `T`, with nothing left over.
 fn decode_whole<T: Decode>(bytes: &[u8]) -> Result<T, String> {
     let mut input = bytes;
-    let value = T::decode(&mut input).map_err(|e| format!("{e} (of {} bytes)", bytes.len()))?;
+    let value = T::decode(&mut input)
+        .map_err(|e| format!("{} (of {} bytes)", super::short(&e), bytes.len()))?;
     if !input.is_empty() {
         return Err(format!(
             "{} bytes left over after {} bytes",
@@ -206,7 +207,7 @@ impl NodeClass {
 
 impl fmt::Display for NodeClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
