@@ -582,18 +582,7 @@ async fn a_gated_node_reads_its_members_from_the_chain() {
         Answer::Bytes(Bootnodes::default().to_scale()),
     )
     .await;
-    let guarded = bare()
-        .registry(registry(mock.url("ws"), Duration::from_secs(5)))
-        .gating(true)
-        .address_book(
-            subnet::address_book::Config::default()
-                .with_registry_refresh(Duration::from_millis(200)),
-        )
-        .build()
-        .await
-        .unwrap();
-    guarded.register(TaskProtocol).await.unwrap();
-    let address = guarded.addresses()[0].clone();
+    let (guarded, address) = gated(&mock, "ws", false, false).await;
 
     // The listed node is in the book, with its address and node id.
     eventually(WAIT, || async {
@@ -654,8 +643,15 @@ async fn a_gated_node_reads_its_members_from_the_chain() {
     .await;
 }
 
-async fn gated(mock: &Mock, proof_of_stake: bool, fail_open: bool) -> (Node, Multiaddr) {
-    let mut config = HypertensorConfig::new(mock.url("http"), 1);
+/// A node gated by the mock chain (`scheme`: http or ws), reading it every
+/// 0.2 s, serving the task protocol.
+async fn gated(
+    mock: &Mock,
+    scheme: &str,
+    proof_of_stake: bool,
+    fail_open: bool,
+) -> (Node, Multiaddr) {
+    let mut config = HypertensorConfig::new(mock.url(scheme), 1);
     config.timeout = Duration::from_secs(5);
     config.proof_of_stake = proof_of_stake;
     let node = bare()
@@ -696,7 +692,7 @@ async fn proof_of_stake_admits_a_staked_peer_the_node_list_omits() {
     let staked = bare().build().await.unwrap();
     let outsider = bare().build().await.unwrap();
     mock.chain.lock().unwrap().staked = vec![staked.peer_id().to_base58()];
-    let (_guarded, address) = gated(&mock, true, false).await;
+    let (_guarded, address) = gated(&mock, "http", true, false).await;
 
     eventually(WAIT, || calls_through(&staked, &address)).await;
     assert!(mock.asked_about(&staked.peer_id()) >= 1);
@@ -712,8 +708,8 @@ async fn proof_of_stake_admits_a_staked_peer_the_node_list_omits() {
 
     // The chain cannot answer: fail closed refuses, fail open admits.
     mock.chain.lock().unwrap().stake_error = true;
-    let (_closed, closed_address) = gated(&mock, true, false).await;
-    let (_open, open_address) = gated(&mock, true, true).await;
+    let (_closed, closed_address) = gated(&mock, "http", true, false).await;
+    let (_open, open_address) = gated(&mock, "http", true, true).await;
     let newcomer = bare().build().await.unwrap();
     assert!(!calls_through(&newcomer, &closed_address).await);
     eventually(WAIT, || async {
@@ -734,8 +730,8 @@ async fn failing_open_admits_everyone_until_the_first_read() {
         Answer::Bytes(Bootnodes::default().to_scale()),
     )
     .await;
-    let (closed, closed_address) = gated(&mock, false, false).await;
-    let (open, open_address) = gated(&mock, false, true).await;
+    let (closed, closed_address) = gated(&mock, "http", false, false).await;
+    let (open, open_address) = gated(&mock, "http", false, true).await;
     let caller = bare().build().await.unwrap();
     assert!(calls_through(&caller, &open_address).await);
     assert!(!calls_through(&caller, &closed_address).await);
@@ -825,6 +821,18 @@ async fn subnet_node_reads_the_chain_and_gates_by_it() {
         assert!(
             !outsider.status.success(),
             "{scheme}: an outsider is refused"
+        );
+        // `subnet call --key` calls as the member too.
+        let called = tokio::process::Command::new(BIN)
+            .args(["call", &address, "hello", "--key"])
+            .arg(&member_key)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&called.stdout).trim(),
+            "HELLO",
+            "{scheme}"
         );
     }
 }

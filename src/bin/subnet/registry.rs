@@ -30,46 +30,19 @@ pub(crate) async fn print(
         "{:>7} {:<10} {:>5} {:<15} {:<54} address",
         "node id", "class", "epoch", "identity", "peer id"
     );
-    let dash = "-".to_owned();
     for node in &snapshot.nodes {
+        let class = node.classification.node_class.to_string();
+        let epoch = node.classification.start_epoch.to_string();
+        let id = node.subnet_node_id.to_string();
         if node.identities.is_empty() {
-            println!(
-                "{:>7} {:<10} {:>5} {:<15} {:<54} -",
-                node.subnet_node_id,
-                node.classification.node_class,
-                node.classification.start_epoch,
-                "-",
-                "-"
-            );
+            row(&id, &class, &epoch, None);
         }
         for identity in &node.identities {
-            println!(
-                "{:>7} {:<10} {:>5} {:<15} {:<54} {}",
-                node.subnet_node_id,
-                node.classification.node_class,
-                node.classification.start_epoch,
-                identity.role.name(),
-                identity.peer_id.to_string(),
-                identity
-                    .address
-                    .as_ref()
-                    .map_or(dash.clone(), |a| a.to_string())
-            );
+            row(&id, &class, &epoch, Some(identity));
         }
     }
     for identity in &snapshot.bootnodes {
-        println!(
-            "{:>7} {:<10} {:>5} {:<15} {:<54} {}",
-            "-",
-            "-",
-            "-",
-            identity.role.name(),
-            identity.peer_id.to_string(),
-            identity
-                .address
-                .as_ref()
-                .map_or(dash.clone(), |a| a.to_string())
-        );
+        row("-", "-", "-", Some(identity));
     }
     for skipped in &snapshot.skipped {
         println!(
@@ -119,6 +92,17 @@ pub(crate) fn registration(key: &Path, address: Option<&str>) -> Result<(), Stri
         println!("multiaddr bytes (binary): 0x{}", hex(&registered.to_vec()));
     }
     Ok(())
+}
+
+/// One line of `subnet registry`'s table.
+fn row(node: &str, class: &str, epoch: &str, identity: Option<&chain::Identity>) {
+    let text = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    println!(
+        "{node:>7} {class:<10} {epoch:>5} {:<15} {:<54} {}",
+        identity.map_or("-", |i| i.role.name()),
+        text(identity.map(|i| i.peer_id.to_string())),
+        text(identity.and_then(|i| i.address.as_ref().map(|a| a.to_string()))),
+    );
 }
 
 fn hex(bytes: &[u8]) -> String {
