@@ -65,6 +65,8 @@ pub enum AddressBookMessage {
     Expire,
     /// Read the registry again (sent by the actor's own timer).
     RefreshRegistry,
+    /// Read the registry again after a failed read (the one retry pending).
+    RetryRegistry,
     /// The outcome of a registry read.
     RegistryRead(Result<Vec<Member>, Arc<RegistryError>>),
     /// `message`, holding one of its sender's slots until it is handled:
@@ -114,6 +116,9 @@ pub struct AddressBookState {
     /// How long after a failed read the next is tried (1 s, doubling up
     /// to the refresh period; reset by a good read).
     registry_retry: std::time::Duration,
+    /// A retry is scheduled: the periodic refresh waits for it, and no
+    /// other is scheduled (one chain of retries, not one per failure).
+    retry_pending: bool,
 }
 
 /// The first wait before reading a failed registry again.
@@ -144,6 +149,7 @@ impl Actor for AddressBookActor {
             reading_registry: false,
             registry_read: false,
             registry_retry: FIRST_REGISTRY_RETRY,
+            retry_pending: false,
         })
     }
 
@@ -194,8 +200,13 @@ impl Actor for AddressBookActor {
                     self.metrics.address_book_peers(source.name(), peers);
                 }
             }
-            AddressBookMessage::RefreshRegistry => {
-                if let (Some(registry), false) = (&self.registry, state.reading_registry) {
+            AddressBookMessage::RefreshRegistry | AddressBookMessage::RetryRegistry => {
+                let retry = matches!(message, AddressBookMessage::RetryRegistry);
+                if retry {
+                    state.retry_pending = false;
+                }
+                let skip = state.reading_registry || (state.retry_pending && !retry);
+                if let (Some(registry), false) = (&self.registry, skip) {
                     state.reading_registry = true;
                     let registry = registry.clone();
                     let timeout = config.registry_timeout();
@@ -222,8 +233,10 @@ impl Actor for AddressBookActor {
                         state.registry_read = true;
                         state.registry_retry = FIRST_REGISTRY_RETRY;
                         self.gate.set_members(members.iter().map(|m| m.peer_id));
-                        let listed: std::collections::HashSet<PeerId> =
-                            members.iter().map(|m| m.peer_id).collect();
+                        let listed: std::collections::HashMap<PeerId, Vec<Multiaddr>> = members
+                            .iter()
+                            .map(|m| (m.peer_id, m.addresses.clone()))
+                            .collect();
                         let mut events = book.unlist(&listed);
                         for member in members {
                             if member.peer_id == self.local_peer {
@@ -252,8 +265,11 @@ impl Actor for AddressBookActor {
                                 "reading the registry failed (no good read yet; again in {retry:?}): {error}"
                             );
                         }
-                        myself.send_after(retry, || AddressBookMessage::RefreshRegistry);
-                        state.registry_retry = (retry * 2).min(config.registry_refresh());
+                        if !state.retry_pending {
+                            state.retry_pending = true;
+                            myself.send_after(retry, || AddressBookMessage::RetryRegistry);
+                            state.registry_retry = (retry * 2).min(config.registry_refresh());
+                        }
                     }
                 }
             }

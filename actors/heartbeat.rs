@@ -30,7 +30,7 @@ use crate::{
     },
     metrics::Metrics,
     reputation::{Reputation, Violation},
-    streams::gate::Gate,
+    streams::gate::{Gate, Membership},
     swarm::addresses::{ListenAddresses, is_believable},
 };
 
@@ -239,8 +239,11 @@ impl HeartbeatActor {
             last.map(|signer| signer.sequence),
         )
         .and_then(|accepted| {
-            if !self.gate.admits(&accepted.peer) {
+            let membership = self.gate.membership(&accepted.peer);
+            if membership == Membership::Outsider {
                 Err(Rejection::NotMember)
+            } else if membership == Membership::Unknown {
+                Err(Rejection::Unverified)
             } else if last.is_some_and(|signer| now.duration_since(signer.at) < min_gap) {
                 Err(Rejection::TooFrequent)
             } else {

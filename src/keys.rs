@@ -5,7 +5,10 @@
 //! `08 01 12 20 <seed>`. A key file written by the Python template yields the
 //! same peer id here.
 
-use std::path::{Path, PathBuf};
+use std::{
+    os::unix::fs::OpenOptionsExt,
+    path::{Path, PathBuf},
+};
 
 use libp2p::identity::Keypair;
 
@@ -88,7 +91,9 @@ pub fn read(path: &Path) -> Result<Keypair, KeyError> {
     decode(&bytes, path)
 }
 
-/// Generates a new key and writes it to `path` (which must not exist).
+/// Generates a new key and writes it to `path` (which must not exist),
+/// readable and writable by its owner only (mode 0600, as the Python
+/// subnet template's `keygen` writes its keys).
 pub fn generate(path: &Path) -> Result<Keypair, KeyError> {
     let mut seed = [0u8; 32];
     let keypair = Keypair::generate_ed25519();
@@ -105,6 +110,7 @@ pub fn generate(path: &Path) -> Result<Keypair, KeyError> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path)
         .map_err(|source| match source.kind() {
             std::io::ErrorKind::AlreadyExists => KeyError::Exists {
@@ -134,5 +140,20 @@ mod tests {
         let mut secp = encode(&seed);
         secp[1] = 0x02;
         assert!(matches!(decode(&secp, path), Err(KeyError::Type { .. })));
+    }
+
+    #[test]
+    fn a_new_key_file_is_its_owners_only_and_never_overwritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("subnet-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("node.key");
+        let _ = std::fs::remove_file(&path);
+        let keypair = generate(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+        assert_eq!(read(&path).unwrap().public(), keypair.public());
+        assert!(matches!(generate(&path), Err(KeyError::Exists { .. })));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -59,8 +59,12 @@ async fn a_peer_sending_garbage_frames_is_banned_and_refused_until_its_ban_ends(
 
     // Four malformed frames (25 points each) cross the threshold of -80.
     let mut sent = 0;
+    // When the frame that gets the attacker banned was sent: the ban starts
+    // after it, so it ends no sooner than a ban's length after it.
+    let mut banned_at = std::time::Instant::now();
     while !server.is_banned(&attacker.peer_id()) {
         assert!(sent < 10, "banned after a few garbage frames");
+        banned_at = std::time::Instant::now();
         if send_garbage(&attacker, &server).await {
             sent += 1;
         }
@@ -71,7 +75,6 @@ async fn a_peer_sending_garbage_frames_is_banned_and_refused_until_its_ban_ends(
         })
         .await;
     }
-    let banned_at = std::time::Instant::now();
     println!("banned after {sent} garbage frames");
     assert_eq!(sent, 4);
     let event = events.recv().await.unwrap();

@@ -706,14 +706,29 @@ async fn proof_of_stake_admits_a_staked_peer_the_node_list_omits() {
     assert!(!calls_through(&outsider, &address).await);
     assert_eq!(mock.asked_about(&outsider.peer_id()), 1);
 
-    // The chain cannot answer: fail closed refuses, fail open admits.
+    // The chain cannot answer: fail closed refuses, fail open admits. Both
+    // nodes first read a list (one member with an address, to see the read
+    // land), so that the open one is past its open start.
     mock.chain.lock().unwrap().stake_error = true;
-    let (_closed, closed_address) = gated(&mock, "http", true, false).await;
-    let (_open, open_address) = gated(&mock, "http", true, true).await;
+    mock.set_nodes(Answer::Bytes(
+        Layout::Validator.encode_nodes(&[chain_node(3, peer_info(&staked, true))]),
+    ));
+    let (closed, closed_address) = gated(&mock, "http", true, false).await;
+    let (open, open_address) = gated(&mock, "http", true, true).await;
+    for node in [&closed, &open] {
+        eventually(WAIT, || async {
+            node.address_book().lookup(&staked.peer_id()).is_some()
+        })
+        .await;
+    }
     let newcomer = bare().build().await.unwrap();
     assert!(!calls_through(&newcomer, &closed_address).await);
+    assert!(
+        !calls_through(&newcomer, &open_address).await,
+        "asked first"
+    );
     eventually(WAIT, || async {
-        mock.asked_about(&newcomer.peer_id()) >= 1
+        mock.asked_about(&newcomer.peer_id()) >= 2
     })
     .await;
     assert!(!calls_through(&newcomer, &closed_address).await);

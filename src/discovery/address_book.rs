@@ -431,16 +431,29 @@ impl AddressBook {
         }
     }
 
-    /// Drops the registry's addresses of the peers its last read no longer
-    /// lists (`listed`: those it does), and the peers left with none.
-    pub(crate) fn unlist(&self, listed: &std::collections::HashSet<PeerId>) -> Vec<Event> {
+    /// Drops the registry's addresses that its last read no longer lists
+    /// (`listed`: each member's addresses): all of a peer it dropped, the
+    /// old ones of a peer registered at a new address; and the peers left
+    /// with none.
+    pub(crate) fn unlist(
+        &self,
+        listed: &std::collections::HashMap<PeerId, Vec<Multiaddr>>,
+    ) -> Vec<Event> {
         let mut gone = Vec::new();
         self.peers.retain(|peer, record| {
-            if listed.contains(peer) || !record.is_protected() {
+            if !record.is_protected() {
                 return true;
             }
-            record.addresses.retain(|e| e.source != Source::Registry);
-            if record.addresses.is_empty() {
+            let current = listed.get(peer);
+            record.addresses.retain(|e| {
+                e.source != Source::Registry
+                    || current.is_some_and(|addresses| {
+                        addresses
+                            .iter()
+                            .any(|a| without_peer_id(a.clone()) == e.address)
+                    })
+            });
+            if record.addresses.is_empty() && current.is_none() {
                 gone.push(Event::PeerExpired { peer: *peer });
                 false
             } else {

@@ -129,6 +129,11 @@ pub enum Rejection {
     Overloaded,
     /// Its signer is not a member of the subnet (membership gating is on).
     NotMember,
+    /// Its signer is not listed and the registry has not been asked about
+    /// it yet (gating with per-peer checks, the chain's proof of stake):
+    /// ignored, not forwarded, nobody penalised; a heartbeat never makes
+    /// the node ask the registry.
+    Unverified,
     /// Its signer's previous heartbeat was accepted less than half an
     /// interval ago: the excess is dropped before GossipSub forwards it.
     TooFrequent,
@@ -136,7 +141,7 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every reason.
-    pub const ALL: [Rejection; 10] = [
+    pub const ALL: [Rejection; 11] = [
         Rejection::Oversized,
         Rejection::Malformed,
         Rejection::Forged,
@@ -146,6 +151,7 @@ impl Rejection {
         Rejection::BadAddresses,
         Rejection::Overloaded,
         Rejection::NotMember,
+        Rejection::Unverified,
         Rejection::TooFrequent,
     ];
 
@@ -161,6 +167,7 @@ impl Rejection {
             Rejection::BadAddresses => "bad_addresses",
             Rejection::Overloaded => "overloaded",
             Rejection::NotMember => "not_member",
+            Rejection::Unverified => "unverified",
             Rejection::TooFrequent => "too_frequent",
         }
     }
@@ -172,6 +179,7 @@ impl Rejection {
             Rejection::Stale
             | Rejection::Replayed
             | Rejection::Overloaded
+            | Rejection::Unverified
             | Rejection::TooFrequent => MessageAcceptance::Ignore,
             _ => MessageAcceptance::Reject,
         }

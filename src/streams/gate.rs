@@ -14,7 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::task::AtomicWaker;
+use std::panic::AssertUnwindSafe;
+
+use futures::{FutureExt, task::AtomicWaker};
 use libp2p::PeerId;
 
 use crate::discovery::registry::Registry;
@@ -29,6 +31,20 @@ pub(crate) const FAILED_CHECK_TTL: Duration = Duration::from_secs(10);
 pub(crate) const MAX_CHECKED: usize = 4096;
 /// Checks under way at once; a peer beyond is refused without asking.
 pub(crate) const MAX_CHECKS_IN_FLIGHT: usize = 32;
+/// Time one check may take; a slower (or panicking) one counts as failed.
+pub(crate) const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the gate knows of a peer, without asking anyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Membership {
+    /// Admitted: listed, the gate open, or the registry said so.
+    Member,
+    /// Refused.
+    Outsider,
+    /// Not listed, and the registry not asked about it yet (a gate with
+    /// per-peer checks).
+    Unknown,
+}
 
 /// The membership gate: when closed, only registry members may connect.
 #[derive(Debug, Clone, Default)]
@@ -92,18 +108,37 @@ impl Gate {
     /// gate with checks, is refused while the registry is asked about it
     /// (in the background); the answer decides its next attempt.
     pub(crate) fn admits(&self, peer: &PeerId) -> bool {
-        match &*self.members.read().expect("gate lock poisoned") {
-            None => return true,
-            Some(members) if members.contains(peer) => return true,
-            Some(_) => {}
-        }
-        if self.fail_open && !self.read.load(Ordering::Acquire) {
+        if self.listed(peer) {
             return true;
         }
         match &self.checks {
             Some(checks) => checks.admits(*peer, self.fail_open),
             None => false,
         }
+    }
+
+    /// What the gate knows of `peer`, asking no one (for gossip: a
+    /// heartbeat must not make the node ask the chain about its signer).
+    pub(crate) fn membership(&self, peer: &PeerId) -> Membership {
+        if self.listed(peer) {
+            return Membership::Member;
+        }
+        match self.checks.as_ref().map(|c| c.known(peer)) {
+            Some(Some(true)) => Membership::Member,
+            Some(None) => Membership::Unknown,
+            Some(Some(false)) | None => Membership::Outsider,
+        }
+    }
+
+    /// Admitted without asking: the gate open, `peer` listed, or failing
+    /// open before the first read.
+    fn listed(&self, peer: &PeerId) -> bool {
+        match &*self.members.read().expect("gate lock poisoned") {
+            None => return true,
+            Some(members) if members.contains(peer) => return true,
+            Some(_) => {}
+        }
+        self.fail_open && !self.read.load(Ordering::Acquire)
     }
 
     /// Replaces the member set, if the gate is closed; peers no longer
@@ -171,26 +206,49 @@ impl Gate {
 }
 
 impl Checks {
-    /// The registry's fresh answer about `peer`; else `false` now, and the
-    /// registry asked (if not already, and fewer than
-    /// [`MAX_CHECKS_IN_FLIGHT`] questions are under way).
+    /// The registry's last answer about `peer`, fresh or not.
+    fn known(&self, peer: &PeerId) -> Option<bool> {
+        let answers = self.answers.lock().expect("gate lock poisoned");
+        answers.get(peer).map(|(answer, _)| *answer)
+    }
+
+    /// The registry's answer about `peer`. A fresh one decides; an expired
+    /// one still decides while the registry is asked again (a member is not
+    /// refused every 5 min); with none, `false` while it is asked. At most
+    /// [`MAX_CHECKS_IN_FLIGHT`] questions are under way; beyond, the peer's
+    /// last answer (or a refusal) stands without asking.
     fn admits(self: &Arc<Self>, peer: PeerId, fail_open: bool) -> bool {
         let now = Instant::now();
-        if let Some((answer, until)) = self.answers.lock().expect("gate lock poisoned").get(&peer)
-            && *until > now
+        let last = self
+            .answers
+            .lock()
+            .expect("gate lock poisoned")
+            .get(&peer)
+            .copied();
+        if let Some((answer, until)) = last
+            && until > now
         {
-            return *answer;
+            return answer;
         }
+        let last = last.is_some_and(|(answer, _)| answer);
         {
             let mut in_flight = self.in_flight.lock().expect("gate lock poisoned");
             if in_flight.contains(&peer) || in_flight.len() >= MAX_CHECKS_IN_FLIGHT {
-                return false;
+                return last;
             }
             in_flight.insert(peer);
         }
         let checks = self.clone();
         tokio::spawn(async move {
-            let asked = checks.registry.check(peer).await;
+            // Bounded in time, and a panicking registry is a failed check:
+            // the peer always leaves `in_flight`.
+            let asked = AssertUnwindSafe(checks.registry.check(peer)).catch_unwind();
+            let asked = match tokio::time::timeout(CHECK_TIMEOUT, asked).await {
+                Ok(Ok(Ok(member))) => Ok(member),
+                Ok(Ok(Err(error))) => Err(error.to_string()),
+                Ok(Err(_)) => Err("the registry panicked".to_owned()),
+                Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+            };
             let (answer, ttl) = match asked {
                 Ok(member) => (member, CHECK_TTL),
                 Err(error) => {
@@ -218,7 +276,7 @@ impl Checks {
                 .expect("gate lock poisoned")
                 .remove(&peer);
         });
-        false
+        last
     }
 }
 
@@ -241,6 +299,68 @@ mod tests {
         let open = Gate::default();
         open.set_members([a]);
         assert_eq!(open.poll_revoked(&mut cx, Vec::new), Poll::Pending);
+    }
+
+    /// A registry that lists nobody and answers checks with `staked`.
+    struct Staked(Mutex<bool>);
+
+    impl Registry for Staked {
+        fn members(
+            &self,
+        ) -> futures::future::BoxFuture<
+            '_,
+            Result<Vec<crate::registry::Member>, crate::registry::RegistryError>,
+        > {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+
+        fn checks_peers(&self) -> bool {
+            true
+        }
+
+        fn check(
+            &self,
+            _peer: PeerId,
+        ) -> futures::future::BoxFuture<'_, Result<bool, crate::registry::RegistryError>> {
+            let staked = *self.0.lock().unwrap();
+            Box::pin(async move { Ok(staked) })
+        }
+    }
+
+    async fn until(gate: &Gate, peer: &PeerId, admitted: bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while gate.admits(peer) != admitted {
+            assert!(
+                Instant::now() < deadline,
+                "the registry's answer never came"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_are_asked_once_kept_and_stand_while_asked_again() {
+        let registry = Arc::new(Staked(Mutex::new(true)));
+        let gate = Gate::closed(false).with_checks(registry.clone());
+        gate.set_members([]);
+        let peer = PeerId::random();
+        assert_eq!(gate.membership(&peer), Membership::Unknown);
+        assert!(!gate.admits(&peer), "refused while the registry is asked");
+        until(&gate, &peer, true).await;
+        assert_eq!(gate.membership(&peer), Membership::Member);
+        // The answer expires and the stake goes: the old answer stands
+        // while the registry is asked again, then the new one.
+        let checks = gate.checks.clone().unwrap();
+        checks
+            .answers
+            .lock()
+            .unwrap()
+            .insert(peer, (true, Instant::now() - Duration::from_secs(1)));
+        *registry.0.lock().unwrap() = false;
+        assert!(gate.admits(&peer));
+        until(&gate, &peer, false).await;
+        assert_eq!(gate.membership(&peer), Membership::Outsider);
+        assert!(checks.in_flight.lock().unwrap().is_empty());
     }
 
     #[test]

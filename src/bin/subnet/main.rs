@@ -528,6 +528,10 @@ async fn node(args: NodeArgs) -> Result<(), String> {
     if config.chain_rpc.is_some() && config.registry.is_some() {
         return Err("give one registry: --registry (a file) or --chain-rpc (the chain)".into());
     }
+    #[cfg(feature = "chain")]
+    if config.chain_rpc.is_some() && config.subnet_id.is_none() {
+        return Err("--chain-rpc needs --subnet-id: the subnet whose nodes the chain lists".into());
+    }
     if let Some(path) = &config.registry {
         if !path.exists() {
             return Err(format!("registry file {} does not exist", path.display()));

@@ -73,7 +73,9 @@ pub struct HypertensorConfig {
     /// Nodes below this class are not members: [`NodeClass::Registered`]
     /// (every node, the template's gate) by default.
     pub min_class: NodeClass,
-    /// Time one RPC call may take (connecting included): 10 s by default.
+    /// Time one RPC call may take (connecting included): 8 s by default,
+    /// below the address book's registry timeout (10 s), so that a slow
+    /// chain's own error is what a failed read reports.
     pub timeout: Duration,
     /// With gating, ask `network_proofOfStake` about a peer the node list
     /// does not list (an overwatch node, say) instead of refusing it
@@ -82,7 +84,7 @@ pub struct HypertensorConfig {
 }
 
 impl HypertensorConfig {
-    /// Reads subnet `subnet_id` at `url`, layout detected, every class, 10 s
+    /// Reads subnet `subnet_id` at `url`, layout detected, every class, 8 s
     /// per call.
     pub fn new(url: impl Into<String>, subnet_id: u32) -> Self {
         Self {
@@ -90,7 +92,7 @@ impl HypertensorConfig {
             subnet_id,
             layout: None,
             min_class: NodeClass::Registered,
-            timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(8),
             proof_of_stake: false,
         }
     }
@@ -413,12 +415,12 @@ impl HypertensorRegistry {
     /// Reads the node list and the bootnodes.
     pub async fn read(&self) -> Result<Snapshot, ChainError> {
         let subnet = self.config.subnet_id;
-        let nodes: Vec<u8> = self
-            .call("network_getSubnetNodesInfo", rpc_params![subnet])
-            .await?;
-        let bootnodes: Vec<u8> = self
-            .call("network_getBootnodes", rpc_params![subnet])
-            .await?;
+        // Both at once: a read takes one call's time, within the address
+        // book's registry timeout.
+        let (nodes, bootnodes): (Vec<u8>, Vec<u8>) = futures::try_join!(
+            self.call("network_getSubnetNodesInfo", rpc_params![subnet]),
+            self.call("network_getBootnodes", rpc_params![subnet]),
+        )?;
         let (layout, nodes) = self.decode_nodes(&nodes)?;
         let bootnodes = Bootnodes::from_scale(&bootnodes).map_err(ChainError::Bootnodes)?;
         snapshot(layout, nodes, bootnodes)
@@ -694,7 +696,8 @@ pub fn registration_multiaddr(address: &Multiaddr, peer: &PeerId) -> Result<Mult
 }
 
 /// Refuses an address no other node could dial: none, an unspecified IP
-/// (`0.0.0.0`, `::`), no port, or port 0.
+/// (`0.0.0.0`, `::`), port 0, or no TCP port (a bare UDP port is nothing
+/// the chain's protocols can run over; `/dnsaddr` needs none).
 fn check_dialable(address: &Multiaddr) -> Result<(), String> {
     if address.iter().next().is_none() {
         return Err("empty multiaddr".to_owned());
@@ -711,16 +714,16 @@ fn check_dialable(address: &Multiaddr) -> Result<(), String> {
                     "`{address}`: {ip} is no host another node can reach"
                 ));
             }
-            Protocol::Tcp(0) | Protocol::Udp(0) => {
+            Protocol::Tcp(0) => {
                 return Err(format!(
                     "`{address}`: port 0 is no port another node can reach"
                 ));
             }
-            Protocol::Tcp(_) | Protocol::Udp(_) => return Ok(()),
+            Protocol::Tcp(_) | Protocol::Dnsaddr(_) => return Ok(()),
             _ => {}
         }
     }
-    Err(format!("`{address}` has no port (tcp or udp)"))
+    Err(format!("`{address}` has no TCP port"))
 }
 
 /// Refuses a multiaddr with a protocol the chain does not accept.
