@@ -418,18 +418,15 @@ fn registration_prints_what_to_register_and_refuses_what_the_chain_would_not() {
     let text = String::from_utf8(output.stdout).unwrap();
     let registered = addr(&format!("/ip4/127.0.0.1/tcp/4001/p2p/{peer}"));
     assert!(text.contains(&format!("multiaddr: {registered}")), "{text}");
-    let hex: String = registered
-        .to_vec()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    assert!(text.contains(&format!("0x{hex}")), "{text}");
-    let id_hex: String = peer
-        .to_base58()
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    assert!(text.contains(&format!("0x{id_hex}")), "{text}");
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    assert!(
+        text.contains(&format!("0x{}", hex(&registered.to_vec()))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("0x{}", hex(peer.to_base58().as_bytes()))),
+        "{text}"
+    );
     for (bad, why) in [
         ("/ip4/127.0.0.1/udp/4001/quic-v1", "does not accept quic-v1"),
         ("/ip4/0.0.0.0/tcp/4001", "no host"),

@@ -125,13 +125,7 @@ impl FromStr for Layout {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Layout::ALL
-            .into_iter()
-            .find(|l| l.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Layout::ALL.iter().map(|l| l.name()).collect();
-                format!("unknown layout `{s}` (one of: {})", names.join(", "))
-            })
+        by_name(&Layout::ALL, Layout::name, s, "layout")
     }
 }
 
@@ -215,13 +209,25 @@ impl FromStr for NodeClass {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        NodeClass::ALL
-            .into_iter()
-            .find(|c| c.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                format!("unknown node class `{s}` (one of: registered, idle, included, validator)")
-            })
+        by_name(&NodeClass::ALL, NodeClass::name, s, "node class")
     }
+}
+
+/// The one of `all` named `text` (any case), for configuration; else an
+/// error naming them all.
+fn by_name<T: Copy>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    text: &str,
+    what: &str,
+) -> Result<T, String> {
+    all.iter()
+        .copied()
+        .find(|v| name(*v).eq_ignore_ascii_case(text))
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+            format!("unknown {what} `{text}` (one of: {})", names.join(", "))
+        })
 }
 
 /// `SubnetNodeClassification`.
