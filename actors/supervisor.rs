@@ -115,6 +115,8 @@ pub struct NodeSupervisor {
     pub(crate) heartbeat: Option<heartbeat::Config>,
     pub(crate) bootstrap: Vec<(PeerId, Multiaddr)>,
     pub(crate) min_peers: usize,
+    pub(crate) max_peers: usize,
+    pub(crate) trim_grace: Duration,
     pub(crate) metrics: Metrics,
     /// Where the swarm publishes received GossipSub messages.
     pub(crate) gossip: GossipPort,
@@ -180,6 +182,8 @@ impl Actor for NodeSupervisor {
             address_book: address_book.clone(),
             book: self.book.clone(),
             min_peers: self.min_peers,
+            max_peers: self.max_peers,
+            trim_grace: self.trim_grace,
             gossip: self.gossip.clone(),
             listen_addrs: self.listen_addrs.clone(),
             shared: self.shared.clone(),

@@ -11,7 +11,7 @@
 //! callers directly.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     panic::AssertUnwindSafe,
     sync::Arc,
     time::{Duration, Instant},
@@ -49,6 +49,7 @@ use crate::{
         Behaviour, BehaviourEvent, Built, Libp2pMetrics,
         addresses::{ListenAddresses, Reachability, Tested, is_believable, is_circuit, is_local},
         relays::{Closed, Relays},
+        trim::{self, Trim},
         upkeep::Upkeep,
     },
     warnings::Warnings,
@@ -219,6 +220,11 @@ pub struct SwarmActor {
     pub(crate) book: AddressBook,
     /// Connections the node keeps at least, dialing known peers (0: off).
     pub(crate) min_peers: usize,
+    /// Connected peers above which the least recently used are closed
+    /// (`NodeBuilder::max_peers`).
+    pub(crate) max_peers: usize,
+    /// How long trimming spares a peer that connected or was used.
+    pub(crate) trim_grace: Duration,
     /// Where received GossipSub messages are published.
     pub(crate) gossip: GossipPort,
     /// The node's listen addresses, kept current here.
@@ -259,6 +265,8 @@ impl Actor for SwarmActor {
             address_book: self.address_book.clone(),
             dials: HashMap::new(),
             upkeep: Upkeep::new(),
+            trim: Trim::new(self.trim_grace),
+            reserving: HashSet::new(),
             descriptors_warnings: Warnings::every(Duration::from_secs(10)),
             lookups: HashMap::new(),
             gossip: self.gossip.clone(),
@@ -267,6 +275,7 @@ impl Actor for SwarmActor {
             reported,
             book: self.book.clone(),
             min_peers: self.min_peers,
+            max_peers: self.max_peers,
             listen_addrs: self.listen_addrs.clone(),
             relays: Relays::new(&self.relays, tokio::time::Instant::now()),
             tested: Tested::default(),
@@ -360,6 +369,11 @@ struct EventLoop {
     dials: HashMap<PeerId, PendingDial>,
     /// Which known peers the connection upkeep dials next.
     upkeep: Upkeep,
+    /// Which connections to close above `max_peers`.
+    trim: Trim,
+    /// Peers holding a relay reservation on this node: their connection
+    /// is their address, never trimmed.
+    reserving: HashSet<PeerId>,
     /// Running out of file descriptors, said at most every 10 s.
     descriptors_warnings: Warnings,
     lookups: HashMap<kad::QueryId, (PeerId, RpcReplyPort<Vec<Multiaddr>>)>,
@@ -371,6 +385,7 @@ struct EventLoop {
     reported: mpsc::Receiver<Reported>,
     book: AddressBook,
     min_peers: usize,
+    max_peers: usize,
     listen_addrs: ListenAddresses,
     /// The relays the node holds reservations on, and those it may choose.
     relays: Relays,
@@ -410,6 +425,7 @@ impl EventLoop {
                 event = self.swarm.select_next_some() => self.on_event(event),
                 _ = maintenance.tick() => {
                     self.keep_connected();
+                    self.trim_connections();
                     self.reserve();
                 }
             }
@@ -449,6 +465,55 @@ impl EventLoop {
                 // no event will say how it ended.
                 self.upkeep.failed(peer, Instant::now());
             }
+        }
+    }
+
+    /// Closes the least recently used connections while more than
+    /// `max_peers` peers are connected (see [`trim`]), sparing peers in a
+    /// GossipSub mesh, with a stream of ours open, holding a relay
+    /// reservation here or serving one to us.
+    fn trim_connections(&mut self) {
+        if self.closing.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in &connected {
+            if self.shared.connections.in_use(peer) {
+                self.trim.used(*peer, now);
+            }
+        }
+        if connected.len() <= self.max_peers {
+            return;
+        }
+        let mesh: HashSet<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_mesh_peers()
+            .copied()
+            .collect();
+        let relays: HashSet<PeerId> = self.relays.reserved_peers().collect();
+        let excess = self.trim.excess(
+            connected.len(),
+            self.max_peers,
+            trim::low_watermark(self.max_peers),
+            |p| mesh.contains(p) || relays.contains(p) || self.reserving.contains(p),
+            now,
+        );
+        if excess.is_empty() {
+            return;
+        }
+        tracing::debug!(
+            connected = connected.len(),
+            closing = excess.len(),
+            "over max_peers: closing the least recently used connections"
+        );
+        for peer in excess {
+            // Not asked again: it is forgotten when its connections close.
+            self.trim.disconnected(&peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+            self.metrics.connection_trimmed();
         }
     }
 
@@ -516,6 +581,7 @@ impl EventLoop {
             return;
         }
         if self.swarm.is_connected(&peer) {
+            self.trim.used(peer, Instant::now());
             let _ = reply.send(Ok(()));
             return;
         }
@@ -705,6 +771,16 @@ impl EventLoop {
                 result,
                 ..
             })) => self.on_autonat(tested_addr, server, result.map_err(|e| e.to_string())),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayServer(event)) => match event {
+                relay::Event::ReservationReqAccepted { src_peer_id, .. } => {
+                    self.reserving.insert(src_peer_id);
+                }
+                relay::Event::ReservationClosed { src_peer_id }
+                | relay::Event::ReservationTimedOut { src_peer_id } => {
+                    self.reserving.remove(&src_peer_id);
+                }
+                _ => {}
+            },
             SwarmEvent::Behaviour(BehaviourEvent::Dcutr(dcutr::Event {
                 remote_peer_id,
                 result,
@@ -756,6 +832,7 @@ impl EventLoop {
                     self.dialed.insert(connection_id, address);
                 }
                 self.upkeep.connected(&peer_id);
+                self.trim.used(peer_id, Instant::now());
                 tracing::debug!(peer = %peer_id, address = %endpoint.get_remote_address(), "connected");
                 self.metrics.connection(
                     endpoint.is_dialer(),
@@ -856,9 +933,14 @@ impl EventLoop {
                 peer_id,
                 connection_id,
                 cause,
+                num_established,
                 ..
             } => {
                 self.dialed.remove(&connection_id);
+                if num_established == 0 {
+                    self.trim.disconnected(&peer_id);
+                    self.reserving.remove(&peer_id);
+                }
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
                 self.metrics
                     .connected_peers(self.swarm.connected_peers().count());

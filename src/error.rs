@@ -62,6 +62,15 @@ pub enum StartError {
     /// every connection would be refused.
     #[error("gating is on but there is no registry: every peer would be refused")]
     GatingWithoutRegistry,
+    /// `max_peers` is below `min_peers`: upkeep would dial peers that
+    /// trimming closes again.
+    #[error("max_peers ({max}) is below min_peers ({min})")]
+    MaxPeersBelowMinPeers {
+        /// `NodeBuilder::max_peers`.
+        max: usize,
+        /// `NodeBuilder::min_peers`.
+        min: usize,
+    },
     /// An actor of the node failed to start.
     #[error("an actor failed to start: {0}")]
     Spawn(#[from] ractor::SpawnErr),

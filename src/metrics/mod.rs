@@ -48,6 +48,9 @@ pub const INBOUND_REFUSED: &str = "subnet_inbound_refused_total";
 pub const CONNECTIONS: &str = "subnet_connections_total";
 /// Peers with at least one established connection.
 pub const CONNECTED_PEERS: &str = "subnet_connected_peers";
+/// Counter: connections closed because the node held more than
+/// `max_peers` (the least recently used first).
+pub const CONNECTIONS_TRIMMED: &str = "subnet_connections_trimmed_total";
 /// Peers in the address book, by the source of their best address.
 pub const ADDRESS_BOOK_PEERS: &str = "subnet_address_book_peers";
 /// Address book lookups by a call, by result (hit, miss).
@@ -136,6 +139,10 @@ pub fn describe() {
         "Connections established, by direction and transport"
     );
     describe_gauge!(CONNECTED_PEERS, "Peers with an established connection");
+    describe_counter!(
+        CONNECTIONS_TRIMMED,
+        "Peers disconnected because more than max_peers were connected"
+    );
     describe_gauge!(ADDRESS_BOOK_PEERS, "Peers in the address book, by source");
     describe_counter!(
         ADDRESS_BOOK_LOOKUPS,
@@ -257,6 +264,7 @@ impl Metrics {
             }
         }
         gauge!(CONNECTED_PEERS, "node" => node.clone()).increment(0.0);
+        counter!(CONNECTIONS_TRIMMED, "node" => node.clone()).increment(0);
         for source in crate::discovery::address_book::Source::ALL {
             gauge!(ADDRESS_BOOK_PEERS, "node" => node.clone(), "source" => source.name())
                 .increment(0.0);
@@ -333,6 +341,10 @@ impl Metrics {
 
     pub(crate) fn connected_peers(&self, peers: usize) {
         gauge!(CONNECTED_PEERS, "node" => self.node.clone()).set(peers as f64);
+    }
+
+    pub(crate) fn connection_trimmed(&self) {
+        counter!(CONNECTIONS_TRIMMED, "node" => self.node.clone()).increment(1);
     }
 
     pub(crate) fn address_book_peers(&self, source: &'static str, peers: usize) {

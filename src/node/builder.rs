@@ -49,6 +49,8 @@ pub struct NodeBuilder {
     address_book: address_book::Config,
     discovery_timeout: Duration,
     min_peers: usize,
+    max_peers: usize,
+    trim_grace: Duration,
     metrics_label: String,
     noise_names: Vec<&'static str>,
     gossipsub_protocol: Option<String>,
@@ -79,6 +81,8 @@ impl Default for NodeBuilder {
             address_book: address_book::Config::default(),
             discovery_timeout: Self::DEFAULT_DISCOVERY_TIMEOUT,
             min_peers: Self::DEFAULT_MIN_PEERS,
+            max_peers: Self::DEFAULT_MAX_PEERS,
+            trim_grace: Self::DEFAULT_TRIM_GRACE,
             metrics_label: "0".into(),
             noise_names: vec![crate::swarm::security::NOISE],
             gossipsub_protocol: None,
@@ -118,6 +122,11 @@ impl NodeBuilder {
     /// Connections a node keeps at least, dialing peers from its address
     /// book: 8.
     pub const DEFAULT_MIN_PEERS: usize = 8;
+    /// Peers a node stays connected to at most before it closes the least
+    /// recently used: 64.
+    pub const DEFAULT_MAX_PEERS: usize = 64;
+    /// How long trimming spares a peer that connected or was used: 60 s.
+    pub const DEFAULT_TRIM_GRACE: Duration = Duration::from_secs(60);
     /// Established inbound connections a node accepts at most: 512. Beyond,
     /// connections are denied (and at most 64 may be setting up at once,
     /// and 4 established per peer).
@@ -256,6 +265,28 @@ impl NodeBuilder {
         self
     }
 
+    /// Sets how many peers the node stays connected to at most. Above it,
+    /// each second, the least recently used peers are disconnected until
+    /// three quarters of it are left, sparing peers connected or used (a
+    /// call either way) within [`NodeBuilder::trim_grace`], peers in a GossipSub mesh, peers
+    /// with a stream of a registered protocol open and relays either way.
+    /// Without it every peer a node ever reached stays connected (GossipSub
+    /// keeps each connection busy): a full mesh, about 200 KB a connection.
+    /// Counted in `subnet_connections_trimmed_total`. At least `min_peers`
+    /// ([`StartError::MaxPeersBelowMinPeers`] otherwise).
+    pub fn max_peers(mut self, peers: usize) -> Self {
+        self.max_peers = peers;
+        self
+    }
+
+    /// Sets how long a peer that connected, or was called or called this
+    /// node, is spared when connections are trimmed (see
+    /// [`NodeBuilder::max_peers`]).
+    pub fn trim_grace(mut self, grace: Duration) -> Self {
+        self.trim_grace = grace;
+        self
+    }
+
     /// Sets how long a call by peer id may spend asking peers and the DHT.
     pub fn discovery_timeout(mut self, timeout: Duration) -> Self {
         self.discovery_timeout = timeout;
@@ -365,6 +396,12 @@ impl NodeBuilder {
         self.check_relays()?;
         if self.gating && self.registry.is_none() {
             return Err(StartError::GatingWithoutRegistry);
+        }
+        if self.max_peers < self.min_peers {
+            return Err(StartError::MaxPeersBelowMinPeers {
+                max: self.max_peers,
+                min: self.min_peers,
+            });
         }
         raise_open_file_limit();
         let keypair = self.keypair.unwrap_or_else(Keypair::generate_ed25519);
@@ -538,6 +575,8 @@ impl NodeBuilder {
             heartbeat: self.heartbeat,
             bootstrap,
             min_peers: self.min_peers,
+            max_peers: self.max_peers,
+            trim_grace: self.trim_grace,
             metrics: metrics.clone(),
             gossip: Arc::new(OutputPort::default()),
             relays: self.relays,

@@ -16,8 +16,11 @@ use libp2p::{
         THandlerInEvent, THandlerOutEvent, ToSwarm,
     },
 };
+use tokio::sync::Semaphore;
 
-use super::{gate::Gate, handler::Handler, shared::Shared};
+use super::{
+    admission::MAX_INBOUND_STREAMS_PER_CONNECTION, gate::Gate, handler::Handler, shared::Shared,
+};
 use crate::swarm::addresses::{is_circuit, is_local};
 
 /// Why a connection was refused: membership gating is on and the peer is
@@ -63,13 +66,18 @@ impl Behaviour {
             return Err(ConnectionDenied::new(NotMember(peer)));
         }
         let local = is_local(&remote);
-        let requests = self.shared.connections.insert(peer, id, local, relayed);
+        let inbound = Arc::new(Semaphore::new(MAX_INBOUND_STREAMS_PER_CONNECTION));
+        let requests = self
+            .shared
+            .connections
+            .insert(peer, id, local, relayed, inbound.clone());
         Ok(Handler::new(
             self.shared.clone(),
             peer,
             remote,
             relayed,
             requests,
+            inbound,
         ))
     }
 }

@@ -26,7 +26,6 @@ use libp2p::{
 };
 
 use super::{
-    admission::MAX_INBOUND_STREAMS_PER_CONNECTION,
     exchange,
     outbound::{OpenError, OpenRequest, Outbound},
     shared::Shared,
@@ -49,7 +48,7 @@ pub(crate) struct Handler {
     /// Set when the handler goes with its connection.
     closed: Arc<AtomicBool>,
     /// The connection's inbound stream budget
-    /// ([`MAX_INBOUND_STREAMS_PER_CONNECTION`]).
+    /// ([`MAX_INBOUND_STREAMS_PER_CONNECTION`](super::admission::MAX_INBOUND_STREAMS_PER_CONNECTION)).
     inbound: Arc<tokio::sync::Semaphore>,
 }
 
@@ -90,6 +89,7 @@ impl Handler {
         remote: Multiaddr,
         relayed: bool,
         requests: mpsc::Receiver<OpenRequest>,
+        inbound: Arc<tokio::sync::Semaphore>,
     ) -> Self {
         Self {
             shared,
@@ -99,9 +99,7 @@ impl Handler {
             requests,
             exchanges: FuturesUnordered::new(),
             closed: Arc::new(AtomicBool::new(false)),
-            inbound: Arc::new(tokio::sync::Semaphore::new(
-                MAX_INBOUND_STREAMS_PER_CONNECTION,
-            )),
+            inbound,
         }
     }
 }

@@ -22,6 +22,7 @@ use futures::channel::{mpsc, oneshot};
 use libp2p::{PeerId, Stream, StreamProtocol, swarm::ConnectionId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::admission::MAX_INBOUND_STREAMS_PER_CONNECTION;
 use crate::codec::FrameError;
 
 /// Outbound stream requests a connection handler queues before callers wait.
@@ -182,6 +183,9 @@ pub(crate) struct OpenRequest {
 struct Connection {
     requests: mpsc::Sender<OpenRequest>,
     outbound: Arc<Semaphore>,
+    /// The handler's inbound stream budget: permits out are inbound
+    /// streams being served.
+    inbound: Arc<Semaphore>,
     /// Over a loopback or link-local address.
     local: bool,
     /// Through a relay.
@@ -194,19 +198,21 @@ pub(crate) struct Connections(DashMap<PeerId, HashMap<ConnectionId, Connection>>
 
 impl Connections {
     /// Registers a new connection (`local`: over a loopback or link-local
-    /// address; `relayed`: through a relay); its handler polls the returned
-    /// receiver.
+    /// address; `relayed`: through a relay; `inbound`: its handler's
+    /// inbound stream budget); its handler polls the returned receiver.
     pub(crate) fn insert(
         &self,
         peer: PeerId,
         id: ConnectionId,
         local: bool,
         relayed: bool,
+        inbound: Arc<Semaphore>,
     ) -> mpsc::Receiver<OpenRequest> {
         let (requests, receiver) = mpsc::channel(OPEN_QUEUE);
         let connection = Connection {
             requests,
             outbound: Arc::new(Semaphore::new(MAX_OUTBOUND_STREAMS_PER_CONNECTION)),
+            inbound,
             local,
             relayed,
         };
@@ -245,6 +251,17 @@ impl Connections {
         self.0
             .get(peer)
             .is_some_and(|conns| conns.values().any(|c| c.local))
+    }
+
+    /// Whether a stream of a registered protocol to or from `peer` is
+    /// open: a call under way, or a request being served.
+    pub(crate) fn in_use(&self, peer: &PeerId) -> bool {
+        self.0.get(peer).is_some_and(|conns| {
+            conns.values().any(|c| {
+                c.outbound.available_permits() < MAX_OUTBOUND_STREAMS_PER_CONNECTION
+                    || c.inbound.available_permits() < MAX_INBOUND_STREAMS_PER_CONNECTION
+            })
+        })
     }
 
     /// The peers with an established connection.

@@ -16,6 +16,7 @@ pub mod addresses;
 pub(crate) mod dial_back;
 pub(crate) mod relays;
 pub mod security;
+pub(crate) mod trim;
 pub(crate) mod upkeep;
 pub(crate) mod woken;
 

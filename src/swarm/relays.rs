@@ -82,6 +82,14 @@ impl Relays {
         }
     }
 
+    /// The relays holding (or making) a reservation for the node.
+    pub(crate) fn reserved_peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.relays
+            .iter()
+            .filter(|r| r.listener.is_some())
+            .filter_map(|r| r.peer)
+    }
+
     /// Notes the bootstrap peers, preferred as relays.
     pub(crate) fn bootstrap(&mut self, peers: impl IntoIterator<Item = PeerId>) {
         for peer in peers {

@@ -40,6 +40,8 @@ pub(crate) struct NodeConfig {
     pub(crate) gating_fail_open: Option<bool>,
     /// Seconds between two heartbeats.
     pub(crate) heartbeat_interval: Option<f64>,
+    /// Peers to stay connected to at most (default 64).
+    pub(crate) max_peers: Option<usize>,
     /// Where to serve Prometheus metrics, e.g. 127.0.0.1:9100.
     pub(crate) metrics: Option<SocketAddr>,
     /// Refuse connections from peers outside the registry.

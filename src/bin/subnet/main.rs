@@ -162,6 +162,10 @@ struct NodeArgs {
     /// Seconds between two heartbeats.
     #[arg(long)]
     heartbeat_interval: Option<f64>,
+    /// Peers to stay connected to at most; above it the least recently
+    /// used are disconnected (default 64).
+    #[arg(long)]
+    max_peers: Option<usize>,
     /// Serve Prometheus metrics at this address, e.g. 127.0.0.1:9100.
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
@@ -472,6 +476,7 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         ),
         gating_fail_open: Some(args.gating_fail_open || file.gating_fail_open.unwrap_or(false)),
         heartbeat_interval: args.heartbeat_interval.or(file.heartbeat_interval),
+        max_peers: args.max_peers.or(file.max_peers),
         metrics: args.metrics.or(file.metrics),
         gating: Some(args.gating || file.gating.unwrap_or(false)),
         relay_server: Some(args.relay_server || file.relay_server.unwrap_or(false)),
@@ -520,6 +525,9 @@ async fn node(args: NodeArgs) -> Result<(), String> {
         builder = builder.heartbeat(beat);
     } else {
         builder = builder.subnet(subnet_id);
+    }
+    if let Some(peers) = config.max_peers {
+        builder = builder.max_peers(peers);
     }
     builder = builder
         .peer_exchange(config.peer_exchange != Some(false))
