@@ -16,7 +16,10 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use libp2p::{PeerId, gossipsub::MessageAcceptance};
+use libp2p::{
+    PeerId,
+    gossipsub::{IdentTopic, MessageAcceptance},
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::{
@@ -25,8 +28,9 @@ use super::{
 };
 use crate::{
     discovery::{
-        address_book::Source,
+        address_book::{AddressBook, Source},
         heartbeat::{self, Config, Rejection},
+        template_heartbeat,
     },
     metrics::Metrics,
     reputation::{Reputation, Violation},
@@ -68,6 +72,10 @@ pub struct HeartbeatStats {
     pub accepted: u64,
     /// Heartbeats not accepted, by reason.
     pub rejected: BTreeMap<Rejection, u64>,
+    /// Of the accepted, the Python template's JSON heartbeats.
+    pub template_accepted: u64,
+    /// Template heartbeats handed to GossipSub for publishing.
+    pub template_published: u64,
 }
 
 /// Publishes and validates heartbeats. Its fields are the actor's fixed
@@ -87,6 +95,8 @@ pub struct HeartbeatActor {
     pub(crate) swarm: ActorRef<SwarmMessage>,
     /// Where accepted heartbeats' addresses go.
     pub(crate) address_book: ActorRef<AddressBookMessage>,
+    /// The book's read view: the node ids the registry gives.
+    pub(crate) book: AddressBook,
     /// The node's metrics.
     pub(crate) metrics: Metrics,
     /// Membership gating: with it on, only members' heartbeats count.
@@ -111,6 +121,8 @@ pub struct HeartbeatState {
     /// Slots of heartbeat updates in the book's mailbox.
     book_slots: Arc<tokio::sync::Semaphore>,
     stats: HeartbeatStats,
+    /// When each template heartbeat signer's last one was accepted.
+    template_seen: HashMap<PeerId, Instant>,
 }
 
 /// A signer's last accepted heartbeat, and what it last gave the book.
@@ -166,6 +178,7 @@ impl Actor for HeartbeatActor {
             last_seen: HashMap::new(),
             book_slots: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_BOOK_UPDATES)),
             stats: HeartbeatStats::default(),
+            template_seen: HashMap::new(),
         })
     }
 
@@ -179,6 +192,11 @@ impl Actor for HeartbeatActor {
             HeartbeatMessage::Publish => {
                 state.publish_queued.store(false, Ordering::Release);
                 self.publish(state)?;
+            }
+            HeartbeatMessage::Received(message)
+                if message.topic == IdentTopic::new(template_heartbeat::TOPIC).hash() =>
+            {
+                self.receive_template(state, *message)?
             }
             HeartbeatMessage::Received(message) => self.receive(state, *message)?,
             HeartbeatMessage::Stats { reply } => {
@@ -215,7 +233,139 @@ impl HeartbeatActor {
             data,
             retain: true,
         })?;
+        if let Some(template) = self.config.template().filter(|t| t.publish) {
+            // With each heartbeat of ours, not once an epoch: a node that
+            // published into an empty mesh is not unseen for an epoch, and
+            // Python nodes, which take a peer for dead after 90 s without
+            // one, see it alive throughout.
+            let data = template_heartbeat::build(
+                template,
+                self.config.subnet_id(),
+                self.config.subnet_node_id(),
+                rand::random(),
+                SystemTime::now(),
+            );
+            state.stats.template_published += 1;
+            self.swarm.cast(SwarmMessage::Publish {
+                topic: template_heartbeat::TOPIC.to_owned(),
+                data,
+                retain: false,
+            })?;
+        }
         Ok(())
+    }
+
+    /// Validates a Python template heartbeat: it gives the book its
+    /// sender's node id (its addresses come from its connection and
+    /// identify).
+    fn receive_template(
+        &self,
+        state: &mut HeartbeatState,
+        message: GossipMessage,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(template) = self.config.template() else {
+            message.report(MessageAcceptance::Ignore);
+            return Ok(());
+        };
+        let (propagation_source, signer) = (message.propagation_source, message.signer);
+        let now = Instant::now();
+        // The registry's node id for the sender, if it lists it.
+        let registered = signer
+            .and_then(|peer| self.book.lookup(&peer))
+            .filter(|r| r.addresses.iter().any(|e| e.source == Source::Registry))
+            .and_then(|r| r.subnet_node_id);
+        // The template sends one an epoch (an older version two): a
+        // quarter epoch apart at least.
+        let min_gap = template.epoch_duration() / 4;
+        let verdict = template_heartbeat::validate(
+            template,
+            self.config.subnet_id(),
+            &message.data,
+            signer,
+            registered,
+            SystemTime::now(),
+        )
+        .and_then(|accepted| {
+            let last = state.template_seen.get(&accepted.peer);
+            match self.gate.membership(&accepted.peer) {
+                Membership::Outsider => Err(Rejection::NotMember),
+                Membership::Unknown => Err(Rejection::Unverified),
+                _ if last.is_some_and(|at| now.duration_since(*at) < min_gap) => {
+                    Err(Rejection::TooFrequent)
+                }
+                _ => Ok(accepted),
+            }
+        });
+        let acceptance = match verdict {
+            Ok(accepted) => {
+                state.stats.accepted += 1;
+                state.stats.template_accepted += 1;
+                self.metrics.heartbeat_received();
+                if state.template_seen.len() >= MAX_TRACKED_PEERS
+                    && !state.template_seen.contains_key(&accepted.peer)
+                {
+                    let epoch = template.epoch_duration();
+                    state
+                        .template_seen
+                        .retain(|_, at| now.duration_since(*at) < epoch);
+                    if state.template_seen.len() >= MAX_TRACKED_PEERS
+                        && let Some(oldest) = state
+                            .template_seen
+                            .iter()
+                            .min_by_key(|(_, at)| **at)
+                            .map(|(peer, _)| *peer)
+                    {
+                        state.template_seen.remove(&oldest);
+                    }
+                }
+                // Until the book knows the sender (identify has not
+                // answered yet), its node id has nowhere to go: its next
+                // heartbeat is not held back.
+                if self.book.contains(&accepted.peer) {
+                    state.template_seen.insert(accepted.peer, now);
+                }
+                if let Ok(slot) = state.book_slots.clone().try_acquire_owned() {
+                    self.address_book.cast(AddressBookMessage::Held {
+                        message: Box::new(AddressBookMessage::Add {
+                            peer: accepted.peer,
+                            addresses: Vec::new(),
+                            source: Source::Heartbeat,
+                            subnet_node_id: Some(accepted.subnet_node_id),
+                        }),
+                        slot,
+                    })?;
+                } else {
+                    self.metrics.book_update_coalesced("busy");
+                }
+                MessageAcceptance::Accept
+            }
+            Err(rejection) => self.rejected(state, rejection, propagation_source, signer),
+        };
+        message.report(acceptance);
+        Ok(())
+    }
+
+    /// Counts a rejected heartbeat, penalises its forwarder if it should
+    /// have known better, and gives GossipSub's verdict.
+    fn rejected(
+        &self,
+        state: &mut HeartbeatState,
+        rejection: Rejection,
+        propagation_source: PeerId,
+        signer: Option<PeerId>,
+    ) -> MessageAcceptance {
+        *state.stats.rejected.entry(rejection).or_default() += 1;
+        self.metrics.heartbeat_rejected(rejection.name());
+        tracing::debug!(from = %propagation_source, ?signer, "heartbeat not accepted: {}", rejection.name());
+        // A forwarder validates before it forwards: what it should have
+        // rejected is its fault. Membership views may lag between nodes,
+        // so a non-member's is not.
+        if rejection.acceptance() == MessageAcceptance::Reject && rejection != Rejection::NotMember
+        {
+            self.reputation
+                .report(propagation_source, Violation::InvalidHeartbeat);
+        }
+        rejection.acceptance()
     }
 
     fn receive(
@@ -299,21 +449,7 @@ impl HeartbeatActor {
                 )?;
                 MessageAcceptance::Accept
             }
-            Err(rejection) => {
-                *state.stats.rejected.entry(rejection).or_default() += 1;
-                self.metrics.heartbeat_rejected(rejection.name());
-                tracing::debug!(from = %propagation_source, ?signer, "heartbeat not accepted: {}", rejection.name());
-                // A forwarder validates before it forwards: what it should
-                // have rejected is its fault. Membership views may lag
-                // between nodes, so a non-member's is not.
-                if rejection.acceptance() == MessageAcceptance::Reject
-                    && rejection != Rejection::NotMember
-                {
-                    self.reputation
-                        .report(propagation_source, Violation::InvalidHeartbeat);
-                }
-                rejection.acceptance()
-            }
+            Err(rejection) => self.rejected(state, rejection, propagation_source, signer),
         };
         message.report(acceptance);
         Ok(())

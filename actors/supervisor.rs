@@ -57,6 +57,7 @@ use crate::{
         address_book::{self, AddressBook},
         heartbeat,
         registry::Registry,
+        template_heartbeat,
     },
     metrics::Metrics,
     streams::{gate::Gate, shared::Shared},
@@ -358,6 +359,7 @@ impl NodeSupervisor {
                 addresses: self.listen_addrs.clone(),
                 swarm: state.actors.swarm.clone(),
                 address_book: state.actors.address_book.clone(),
+                book: self.book.clone(),
                 metrics: self.metrics.clone(),
                 gate: self.gate.clone(),
                 reputation: self.shared.reputation.clone(),
@@ -368,8 +370,12 @@ impl NodeSupervisor {
             };
             let (heartbeat, _) = Actor::spawn_linked(None, actor, (), myself.get_cell()).await?;
             let topic = IdentTopic::new(heartbeat::topic(config.subnet_id())).hash();
+            let template = config
+                .template()
+                .map(|_| IdentTopic::new(template_heartbeat::TOPIC).hash());
             self.gossip.subscribe(heartbeat.clone(), move |message| {
-                (message.topic == topic).then(|| HeartbeatMessage::Received(Box::new(message)))
+                (message.topic == topic || Some(&message.topic) == template.as_ref())
+                    .then(|| HeartbeatMessage::Received(Box::new(message)))
             });
             state.actors.heartbeat = Some(heartbeat);
         }

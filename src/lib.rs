@@ -24,7 +24,7 @@ mod warnings;
 pub use call::{CallError, Called, Client, Phase};
 pub use context::{RequestContext, RequestId};
 pub use destination::{Destination, DestinationError};
-pub use discovery::{address_book, heartbeat, peer_exchange, registry};
+pub use discovery::{address_book, heartbeat, peer_exchange, registry, template_heartbeat};
 pub use error::{HandlerError, RegisterError, ServeError, StartError};
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol, identity::Keypair};
 pub use node::{Health, Node, NodeBuilder};

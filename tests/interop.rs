@@ -1,11 +1,15 @@
-//! Interoperability with py-libp2p 0.8.1 (the library the Python subnet
-//! template builds on): a Python peer written for this test
-//! (`tests/interop/peer.py`, py-libp2p's own host and stream API, its own
-//! varint framing) calls our task protocol and answers our calls, under
-//! Noise named `/noise` and `/pos-transport/1.0.0`.
+//! Interoperability with py-libp2p, in two releases: 0.6.0 (what the newest
+//! Python subnet template pins) and 0.8.1 (the newest). A Python peer
+//! written for this test (`tests/interop/peer.py`) calls our task protocol
+//! and answers our calls, under Noise named `/noise` and
+//! `/pos-transport/1.0.0`, with py-libp2p's host and stream API and its own
+//! varint framing, and (0.8.1) with py-libp2p's request/response helper
+//! (`libp2p.request_response`, from 0.7.0); it gossips on `/meshsub/2.0.0`
+//! and publishes the template's JSON heartbeat.
 //!
-//! The Python environment is made on first use in `target/interop-venv`
-//! (`pip install libp2p==0.8.1`), or taken from `SUBNET_INTEROP_PYTHON`.
+//! Each release's Python environment is made on first use in
+//! `target/interop-venv-<version>` (`pip install libp2p==<version>`); a
+//! release that cannot be installed fails its tests with one line.
 
 mod common;
 
@@ -22,20 +26,31 @@ use subnet::{
     Config, Node,
     security::{NOISE, POS_TRANSPORT},
     task::{TaskProtocol, TaskRequest},
+    template_heartbeat,
 };
 
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/peer.py");
 const CALLS: usize = 100;
 const IN_FLIGHT: usize = 16;
 
-/// A Python with py-libp2p 0.8.1, made once per test run.
-fn python() -> &'static PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        if let Ok(python) = std::env::var("SUBNET_INTEROP_PYTHON") {
-            return PathBuf::from(python);
-        }
-        let venv = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/interop-venv"));
+/// The py-libp2p release the newest Python subnet template pins.
+const PINNED: &str = "0.6.0";
+/// The newest py-libp2p release.
+const NEWEST: &str = "0.8.1";
+
+/// A Python with py-libp2p `version` (`PINNED` or `NEWEST`), made once per
+/// test run.
+fn python(version: &'static str) -> &'static PathBuf {
+    static PINNED_PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    static NEWEST_PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    let cell = if version == PINNED {
+        &PINNED_PYTHON
+    } else {
+        &NEWEST_PYTHON
+    };
+    cell.get_or_init(|| {
+        let venv = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target"))
+            .join(format!("interop-venv-{version}"));
         let python = venv.join("bin/python");
         let ready = Command::new(&python)
             .args(["-c", "import libp2p"])
@@ -47,30 +62,37 @@ fn python() -> &'static PathBuf {
                 .arg(&venv)
                 .status()
                 .expect("python3 runs");
-            assert!(made.success(), "python3 -m venv failed");
+            assert!(made.success(), "python3 -m venv {} failed", venv.display());
             let installed = Command::new(&python)
-                .args(["-m", "pip", "install", "-q", "libp2p==0.8.1"])
+                .args(["-m", "pip", "install", "-q"])
+                .arg(format!("libp2p=={version}"))
                 .status()
                 .expect("pip runs");
-            assert!(installed.success(), "pip install libp2p==0.8.1 failed");
+            assert!(installed.success(), "pip install libp2p=={version} failed");
         }
         python
     })
 }
 
-/// Starts the Python task-protocol server; returns it and its address.
-fn python_server(security: &str) -> (KillOnDrop, String) {
+/// Starts a Python task-protocol server (`mode`: `serve <security>` on
+/// py-libp2p's streams, `helper-serve <security> <size>` on its
+/// request/response helper); returns it and its address.
+fn python_server(version: &'static str, mode: &[&str]) -> (KillOnDrop, String) {
     let (child, address) = spawn_listening(
-        Command::new(python())
-            .args([PEER, "serve", security])
+        Command::new(python(version))
+            .arg(PEER)
+            .args(mode)
             .stderr(Stdio::null()),
     );
     (KillOnDrop(child), address)
 }
 
 /// Runs the Python peer to completion, off the async threads.
-async fn run_python<const N: usize>(args: [String; N]) -> std::process::Output {
-    let python = python().clone();
+async fn run_python<const N: usize>(
+    version: &'static str,
+    args: [String; N],
+) -> std::process::Output {
+    let python = python(version).clone();
     tokio::task::spawn_blocking(move || Command::new(python).args(args).output())
         .await
         .unwrap()
@@ -86,86 +108,144 @@ async fn rust_node() -> Node {
         .unwrap()
 }
 
-async fn rust_calls_python(security: &str) {
-    let (_python, address) = python_server(security);
+/// The Rust node calls a Python server `CALLS` times with `size`-byte
+/// payloads; returns the calls answered correctly and the rate.
+async fn rust_calls_python(version: &'static str, mode: &[&str], size: usize) -> (usize, f64) {
+    let (_python, address) = python_server(version, mode);
     let node = rust_node().await;
     let client = node
         .client::<TaskProtocol>()
-        .with_config(Config::default().with_call_timeout(Duration::from_secs(30)));
+        .with_config(Config::default().with_call_timeout(Duration::from_secs(60)));
     let started = Instant::now();
     let answered: Vec<bool> = stream::iter(0..CALLS)
         .map(|i| {
             let client = client.clone();
             let address = address.clone();
             async move {
-                let payload = format!("rust {i}");
+                let payload = format!("rust {i} ").into_bytes();
+                let mut payload = payload;
+                payload.resize(size.max(payload.len()), b'x');
+                let expected = payload.to_ascii_uppercase();
                 let request = TaskRequest {
                     task_id: i.to_string(),
-                    payload: payload.clone().into_bytes().into(),
+                    payload: payload.into(),
                 };
                 let response = client.call(&address, request).await;
-                response.is_ok_and(|r| r.accepted && r.result == payload.to_uppercase().as_bytes())
+                response.is_ok_and(|r| r.accepted && r.result == expected)
             }
         })
         .buffer_unordered(IN_FLIGHT)
         .collect()
         .await;
     let rate = CALLS as f64 / started.elapsed().as_secs_f64();
-    println!("rust -> python ({security}): {rate:.0} calls/s");
-    assert_eq!(
-        answered.iter().filter(|ok| **ok).count(),
-        CALLS,
-        "every call answered"
-    );
     node.shutdown().await;
+    (answered.iter().filter(|ok| **ok).count(), rate)
 }
 
-async fn python_calls_rust(security: &str) {
+/// A Python client (`mode`: `call` or `helper-call`) calls the Rust node
+/// `CALLS` times; returns its "ok <answered> <calls/s>" line and its
+/// output.
+async fn python_calls_rust(
+    version: &'static str,
+    mode: &str,
+    security: &str,
+    size: usize,
+) -> (String, String) {
     let node = rust_node().await;
-    node.register(TaskProtocol).await.unwrap();
+    node.register_with(TaskProtocol, Config::default().with_max_frame(BIG + 1024))
+        .await
+        .unwrap();
     let address = node.addresses()[0].to_string();
-    let args = [
+    let mut args = vec![
         PEER.to_owned(),
-        "call".into(),
+        mode.into(),
         security.into(),
         address,
         CALLS.to_string(),
         IN_FLIGHT.to_string(),
     ];
-    let output = run_python(args).await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    if mode == "helper-call" {
+        args.push(size.to_string());
+    }
+    let python = python(version).clone();
+    let output = tokio::task::spawn_blocking(move || Command::new(python).args(args).output())
+        .await
+        .unwrap()
+        .expect("the Python peer runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{all}");
     let line = stdout
         .lines()
         .find(|l| l.starts_with("ok "))
-        .unwrap_or_default();
-    println!("python -> rust ({security}): {line}");
-    assert!(line.starts_with(&format!("ok {CALLS} ")), "{stdout}");
+        .unwrap_or_default()
+        .to_owned();
     node.shutdown().await;
+    (line, all)
+}
+
+/// Both directions of the task protocol under `security` (`noise` or
+/// `pos`), on py-libp2p's streams.
+async fn both_ways(version: &'static str, security: &str) {
+    let (answered, rate) = rust_calls_python(version, &["serve", security], 0).await;
+    println!("py-libp2p {version}: rust -> python ({security}): {rate:.0} calls/s");
+    assert_eq!(answered, CALLS, "every call answered");
+    let (line, all) = python_calls_rust(version, "call", security, 0).await;
+    println!("py-libp2p {version}: python -> rust ({security}): {line}");
+    assert!(line.starts_with(&format!("ok {CALLS} ")), "{all}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rust_and_python_call_each_other_under_noise() {
-    rust_calls_python("noise").await;
-    python_calls_rust("noise").await;
+async fn pinned_release_calls_both_ways_under_noise() {
+    both_ways(PINNED, "noise").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rust_and_python_call_each_other_under_pos_transport() {
-    rust_calls_python("pos").await;
-    python_calls_rust("pos").await;
+async fn pinned_release_calls_both_ways_under_pos_transport() {
+    both_ways(PINNED, "pos").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_and_rust_see_each_others_gossip_on_meshsub_2() {
+async fn newest_release_calls_both_ways_under_noise() {
+    both_ways(NEWEST, "noise").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_release_calls_both_ways_under_pos_transport() {
+    both_ways(NEWEST, "pos").await;
+}
+
+/// The largest payload tested through py-libp2p's helper.
+const BIG: usize = 2 * 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_response_helper_calls_and_serves_both_ways() {
+    for security in ["noise", "pos"] {
+        let size = 64;
+        let serve = ["helper-serve", security, "1024"];
+        let (answered, rate) = rust_calls_python(NEWEST, &serve, size).await;
+        println!("helper {NEWEST}: rust -> python ({security}, {size} B): {rate:.0} calls/s");
+        assert_eq!(answered, CALLS, "every call answered");
+        let (line, all) = python_calls_rust(NEWEST, "helper-call", security, size).await;
+        println!("helper {NEWEST}: python -> rust ({security}, {size} B): {line}");
+        assert!(line.starts_with(&format!("ok {CALLS} ")), "{all}");
+    }
+}
+
+/// The Rust node and a Python peer on `/meshsub/2.0.0` see each other's
+/// messages on the heartbeat topic (`both`), or the Python peer sees the
+/// Rust node's: py-libp2p 0.6.0 sends its own messages to no Rust peer
+/// (it sends IDONTWANT for ours, never a publish of its own; not
+/// understood yet).
+async fn gossip_both_ways(version: &'static str, both: bool) {
+    common::logs();
     let node = Node::builder()
         .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
         .gossipsub_protocol("/meshsub/2.0.0")
-        .heartbeat(subnet::heartbeat::Config::new(1, 1).with_epoch(Duration::from_secs(1), 4))
+        // One heartbeat a second: py-libp2p 0.6.0 counts what it receives against
+        // its own publishing budget on the topic (10 a second) and drops its
+        // own messages beyond.
+        .heartbeat(subnet::heartbeat::Config::new(1, 1).with_epoch(Duration::from_secs(1), 1))
         .build()
         .await
         .unwrap();
@@ -176,19 +256,106 @@ async fn python_and_rust_see_each_others_gossip_on_meshsub_2() {
         address,
         subnet::heartbeat::topic(1),
     ];
-    let output = run_python(args).await;
+    let output = run_python(version, args).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success() && stdout.contains("from rust"),
         "Python never got the Rust node's heartbeat: {stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    if !both {
+        node.shutdown().await;
+        return;
+    }
     // Python's messages are not heartbeats: the node received and rejected them.
     common::eventually(Duration::from_secs(10), || async {
         let stats = node.heartbeat_stats().await.unwrap();
         stats.rejected.values().sum::<u64>() >= 1
     })
     .await;
-    println!("rust stats: {:?}", node.heartbeat_stats().await);
+    println!(
+        "py-libp2p {version}: gossip both ways; rust stats: {:?}",
+        node.heartbeat_stats().await
+    );
     node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_release_sees_rust_gossip_on_meshsub_2() {
+    gossip_both_ways(PINNED, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_release_and_rust_see_each_others_gossip_on_meshsub_2() {
+    gossip_both_ways(NEWEST, true).await;
+}
+
+/// A Python peer publishing the template's heartbeat and `peer_state` is
+/// listed with its node id (`both`; see [`gossip_both_ways`] for 0.6.0),
+/// and receives the Rust node's template heartbeat as the template writes
+/// it.
+async fn template_heartbeats_both_ways(version: &'static str, both: bool) {
+    let node = Node::builder()
+        .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .gossipsub_protocol("/meshsub/2.0.0")
+        .heartbeat(
+            subnet::heartbeat::Config::new(1, 7)
+                .with_epoch(Duration::from_secs(1), 1)
+                .with_template(template_heartbeat::Config::default()),
+        )
+        .build()
+        .await
+        .unwrap();
+    let address = node.addresses()[0].to_string();
+    let args = [PEER.to_owned(), "template".into(), address, "5".into()];
+    let output = run_python(version, args).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Python got ours, as the template writes it.
+    let got = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("got template heartbeat "))
+        .unwrap_or_else(|| panic!("no template heartbeat reached Python: {stdout}"));
+    let got: serde_json::Value = serde_json::from_str(got).unwrap();
+    assert_eq!(got["subnet_id"], 1);
+    assert_eq!(got["subnet_node_id"], 7);
+    assert_eq!(got["uid"].as_str().unwrap().len(), 32);
+    if !both {
+        node.shutdown().await;
+        return;
+    }
+    // Ours has Python's: in the book with its node id, not penalised (its
+    // peer_state messages are on a topic the node does not read).
+    let python: subnet::PeerId = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("peer "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    common::eventually(Duration::from_secs(10), || async {
+        node.address_book()
+            .lookup(&python)
+            .is_some_and(|r| r.subnet_node_id == Some(5))
+    })
+    .await;
+    let stats = node.heartbeat_stats().await.unwrap();
+    println!("py-libp2p {version}: template heartbeats both ways; rust stats: {stats:?}");
+    assert!(stats.template_accepted >= 1);
+    assert!(stats.template_published >= 1);
+    assert!(node.reputation(&python) >= 0.0);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_release_template_node_sees_rust_template_heartbeats() {
+    template_heartbeats_both_ways(PINNED, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newest_release_template_node_and_rust_see_each_others_template_heartbeats() {
+    template_heartbeats_both_ways(NEWEST, true).await;
 }

@@ -31,6 +31,7 @@ pub struct Config {
     window: Duration,
     max_addresses: usize,
     max_size: usize,
+    template: Option<super::template_heartbeat::Config>,
 }
 
 impl Config {
@@ -55,7 +56,22 @@ impl Config {
             window: Self::DEFAULT_WINDOW,
             max_addresses: Self::DEFAULT_MAX_ADDRESSES,
             max_size: Self::DEFAULT_MAX_SIZE,
+            template: None,
         }
+    }
+
+    /// Also reads (and, if `template.publish`, publishes) the Python
+    /// subnet template's JSON heartbeat on the topic `heartbeat`
+    /// ([`template_heartbeat`](super::template_heartbeat)), so that the
+    /// node learns the node ids of Python nodes and they see it.
+    pub fn with_template(mut self, template: super::template_heartbeat::Config) -> Self {
+        self.template = Some(template);
+        self
+    }
+
+    /// The template heartbeat's settings, if it is on.
+    pub fn template(&self) -> Option<&super::template_heartbeat::Config> {
+        self.template.as_ref()
     }
 
     /// Sets the epoch length and how many heartbeats are sent per epoch.
@@ -137,11 +153,14 @@ pub enum Rejection {
     /// Its signer's previous heartbeat was accepted less than half an
     /// interval ago: the excess is dropped before GossipSub forwards it.
     TooFrequent,
+    /// A template heartbeat whose node id is not the one the registry
+    /// gives its sender: ignored, nobody penalised (registry views lag).
+    WrongNodeId,
 }
 
 impl Rejection {
     /// Every reason.
-    pub const ALL: [Rejection; 11] = [
+    pub const ALL: [Rejection; 12] = [
         Rejection::Oversized,
         Rejection::Malformed,
         Rejection::Forged,
@@ -153,6 +172,7 @@ impl Rejection {
         Rejection::NotMember,
         Rejection::Unverified,
         Rejection::TooFrequent,
+        Rejection::WrongNodeId,
     ];
 
     /// A short lowercase name, for logs and metrics.
@@ -169,6 +189,7 @@ impl Rejection {
             Rejection::NotMember => "not_member",
             Rejection::Unverified => "unverified",
             Rejection::TooFrequent => "too_frequent",
+            Rejection::WrongNodeId => "wrong_node_id",
         }
     }
 
@@ -180,7 +201,8 @@ impl Rejection {
             | Rejection::Replayed
             | Rejection::Overloaded
             | Rejection::Unverified
-            | Rejection::TooFrequent => MessageAcceptance::Ignore,
+            | Rejection::TooFrequent
+            | Rejection::WrongNodeId => MessageAcceptance::Ignore,
             _ => MessageAcceptance::Reject,
         }
     }

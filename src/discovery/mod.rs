@@ -13,3 +13,4 @@ pub mod heartbeat;
 pub(crate) mod lookup;
 pub mod peer_exchange;
 pub mod registry;
+pub mod template_heartbeat;

@@ -22,6 +22,7 @@ use crate::{
         lookup::Lookup,
         peer_exchange::PeerExchange,
         registry::Registry,
+        template_heartbeat,
     },
     error::StartError,
     metrics::Metrics,
@@ -51,6 +52,7 @@ pub struct NodeBuilder {
     min_peers: usize,
     max_peers: usize,
     trim_grace: Duration,
+    gossip_queue: usize,
     metrics_label: String,
     noise_names: Vec<&'static str>,
     gossipsub_protocol: Option<String>,
@@ -83,6 +85,7 @@ impl Default for NodeBuilder {
             min_peers: Self::DEFAULT_MIN_PEERS,
             max_peers: Self::DEFAULT_MAX_PEERS,
             trim_grace: Self::DEFAULT_TRIM_GRACE,
+            gossip_queue: Self::DEFAULT_GOSSIP_QUEUE,
             metrics_label: "0".into(),
             noise_names: vec![crate::swarm::security::NOISE],
             gossipsub_protocol: None,
@@ -125,6 +128,9 @@ impl NodeBuilder {
     /// Peers a node stays connected to at most before it closes the least
     /// recently used: 64.
     pub const DEFAULT_MAX_PEERS: usize = 64;
+    /// GossipSub messages waiting to be sent to one peer at most: 32
+    /// (rust-libp2p's default is 5,000).
+    pub const DEFAULT_GOSSIP_QUEUE: usize = 32;
     /// How long trimming spares a peer that connected or was used: 60 s.
     pub const DEFAULT_TRIM_GRACE: Duration = Duration::from_secs(60);
     /// Established inbound connections a node accepts at most: 512. Beyond,
@@ -271,7 +277,7 @@ impl NodeBuilder {
     /// call either way) within [`NodeBuilder::trim_grace`], peers in a GossipSub mesh, peers
     /// with a stream of a registered protocol open and relays either way.
     /// Without it every peer a node ever reached stays connected (GossipSub
-    /// keeps each connection busy): a full mesh, about 200 KB a connection.
+    /// keeps each connection busy): a full mesh (docs/PERFORMANCE.md, "Connections").
     /// Counted in `subnet_connections_trimmed_total`. At least `min_peers`
     /// ([`StartError::MaxPeersBelowMinPeers`] otherwise).
     pub fn max_peers(mut self, peers: usize) -> Self {
@@ -284,6 +290,20 @@ impl NodeBuilder {
     /// [`NodeBuilder::max_peers`]).
     pub fn trim_grace(mut self, grace: Duration) -> Self {
         self.trim_grace = grace;
+        self
+    }
+
+    /// Sets how many GossipSub messages (publishes, forwards, IHAVE/IWANT
+    /// gossip) may wait to be sent to one peer. Beyond, GossipSub drops the
+    /// new message for that peer and counts it
+    /// (`libp2p_gossipsub_failed_messages`); a forward waiting more than
+    /// 1 s, a publish more than 5 s, is dropped when its turn comes anyway.
+    /// Under overload these queues are what grows (docs/PERFORMANCE.md,
+    /// "Memory under overload"), ≈ 1 KB a message. Raise it for topics
+    /// published in bursts (a burst longer than this reaches a peer only
+    /// through others' forwards).
+    pub fn gossip_queue(mut self, messages: usize) -> Self {
+        self.gossip_queue = messages;
         self
     }
 
@@ -448,6 +468,7 @@ impl NodeBuilder {
             subnet_id: self.subnet_id,
             kademlia: self.kademlia,
             gossip_heartbeat,
+            gossip_queue: self.gossip_queue,
             noise_names: self.noise_names.clone(),
             gossipsub_protocol: self.gossipsub_protocol.clone(),
             max_inbound_connections: self.max_inbound_connections,
@@ -457,7 +478,10 @@ impl NodeBuilder {
             topics: self
                 .heartbeat
                 .iter()
-                .map(|h| heartbeat::topic(h.subnet_id()))
+                .flat_map(|h| {
+                    let template = h.template().map(|_| template_heartbeat::TOPIC.to_owned());
+                    std::iter::once(heartbeat::topic(h.subnet_id())).chain(template)
+                })
                 .collect(),
         })?;
         let mut listeners = HashMap::new();

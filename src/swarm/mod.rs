@@ -45,15 +45,6 @@ const IDENTIFY_PROTOCOL: &str = "/subnet/1.0.0";
 /// Largest GossipSub message: 64 KiB.
 const MAX_GOSSIP_SIZE: usize = 64 * 1024;
 
-/// Messages waiting to be sent to one peer (publishes, forwards and
-/// IHAVE/IWANT gossip; rust-libp2p's default is 5,000). Beyond, GossipSub
-/// drops the message for that peer and counts it
-/// (`libp2p_gossipsub_failed_messages`); a forward waiting more than 1 s is
-/// dropped when its turn comes anyway. Under overload these queues are what
-/// grows (docs/PERFORMANCE.md, "Memory under overload"): 64 messages of
-/// ≈ 1 KB each, to each peer, is the bound.
-const GOSSIP_QUEUE: usize = 64;
-
 /// Connections being set up from remote peers at once.
 const MAX_PENDING_INBOUND: u32 = 64;
 
@@ -178,6 +169,8 @@ pub(crate) struct SwarmOptions {
     pub(crate) kademlia: bool,
     /// GossipSub's own heartbeat (mesh maintenance).
     pub(crate) gossip_heartbeat: Duration,
+    /// Messages waiting to be sent to one peer (`NodeBuilder::gossip_queue`).
+    pub(crate) gossip_queue: usize,
     /// Topics to subscribe to.
     pub(crate) topics: Vec<String>,
     /// Names Noise is offered under.
@@ -220,7 +213,7 @@ pub(crate) fn build(
         .heartbeat_interval(options.gossip_heartbeat)
         .history_length(history)
         .max_transmit_size(MAX_GOSSIP_SIZE)
-        .connection_handler_queue_len(GOSSIP_QUEUE)
+        .connection_handler_queue_len(options.gossip_queue.max(1))
         .build()
         .map_err(|e| transport(&e))?;
     let registry = crate::metrics::libp2p_metrics::node_registry(options.shared.metrics().label());

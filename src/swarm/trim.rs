@@ -6,7 +6,8 @@
 //! a connection alive past rust-libp2p's idle timeout. Every peer a node
 //! ever reached (a Kademlia walk, a call, a peer that dialed it) stays
 //! connected, so a subnet of a few hundred nodes becomes a full mesh, each
-//! connection holding its buffers (≈ 200 KB measured at 200 processes).
+//! connection holding its buffers and taking its share of gossip
+//! (docs/PERFORMANCE.md, "Connections").
 //! Like go-libp2p's connection manager (high and low watermarks, a grace
 //! period, protected peers), the swarm's loop asks this each second: above
 //! `max_peers` connected peers, the least recently used ones that are not

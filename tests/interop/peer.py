@@ -7,6 +7,16 @@ with its own varint framing, and a GossipSub peer on /meshsub/2.0.0.
     peer.py gossip <multiaddr> <topic>       prints "got <message>" for a
                                              message from the Rust node,
                                              after publishing "hello from python"
+    peer.py helper-serve <security> <size>   the same server on py-libp2p's
+                                             request/response helper (0.7.0+),
+                                             sized for <size>-byte payloads
+    peer.py helper-call <security> <multiaddr> <n> <in flight> <size>
+                                             the same client on the helper,
+                                             payloads of <size> bytes
+    peer.py template <multiaddr> <node id>   publishes the template's JSON
+                                             heartbeat and peer_state; prints
+                                             "got template heartbeat <json>"
+                                             once the Rust node's arrives
 
 <security> is "noise" or "pos" (Noise under /pos-transport/1.0.0).
 """
@@ -164,7 +174,6 @@ async def call(security: str, target: str, n: int, in_flight: int) -> None:
 async def gossip(target: str, topic: str) -> None:
     from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.pubsub import Pubsub
-    from libp2p.tools.anyio_service import background_trio_service
 
     host = host_for("noise")
     info = info_from_p2p_addr(multiaddr.Multiaddr(target))
@@ -197,12 +206,183 @@ async def gossip(target: str, topic: str) -> None:
                 await trio.sleep(0.25)
 
 
+def helper_config(size: int):
+    from libp2p.request_response import RequestResponseConfig
+
+    # Room for a response of `size` bytes and its protobuf framing.
+    limit = max(size, 1024) + 1024
+    return RequestResponseConfig(
+        timeout=60.0, max_request_size=limit, max_response_size=limit
+    )
+
+
+async def helper_serve(security: str, size: int) -> None:
+    """Serves the task protocol with py-libp2p's request/response helper
+    (libp2p.request_response, 0.7.0+): one uvarint-framed message each way."""
+    from libp2p.request_response import BytesCodec, RequestResponse
+
+    host = host_for(security)
+    helper = RequestResponse(host)
+
+    async def handler(request: bytes, _context) -> bytes:
+        return encode_response(fields(request).get(2, b"").upper())
+
+    helper.set_handler(TASK, handler, BytesCodec(), helper_config(size))
+    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        print(f"listening on {host.get_addrs()[0]}", flush=True)
+        await trio.sleep_forever()
+
+
+async def helper_call(
+    security: str, target: str, n: int, in_flight: int, size: int
+) -> None:
+    """Calls the task protocol n times (in_flight at once) with py-libp2p's
+    request/response helper, each payload `size` bytes (at least the text
+    of its index); prints "ok <answered> <calls/s>"."""
+    from libp2p.request_response import BytesCodec, RequestResponse
+
+    host = host_for(security)
+    helper = RequestResponse(host)
+    info = info_from_p2p_addr(multiaddr.Multiaddr(target))
+    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        await host.connect(info)
+        ok = 0
+        errors = []
+        limiter = trio.CapacityLimiter(in_flight)
+
+        async def one(i: int) -> None:
+            nonlocal ok
+            async with limiter:
+                payload = f"python {i} ".encode().ljust(size, b"x")
+                try:
+                    response = fields(
+                        await helper.send_request(
+                            info.peer_id,
+                            [TASK],
+                            encode_request(str(i), payload),
+                            BytesCodec(),
+                            helper_config(size),
+                        )
+                    )
+                except Exception as error:  # reported below, one line each kind
+                    errors.append(f"{type(error).__name__}: {error}")
+                    return
+                if response.get(2) == payload.upper() and response.get(1) == 1:
+                    ok += 1
+
+        started = time.monotonic()
+        async with trio.open_nursery() as nursery:
+            for i in range(n):
+                nursery.start_soon(one, i)
+        elapsed = time.monotonic() - started
+        for error in sorted(set(errors)):
+            print(f"error {error}", flush=True)
+        print(f"ok {ok} {n / elapsed:.0f}", flush=True)
+
+
+def background_trio_service(service):
+    # Where it lives moved after 0.6.0.
+    try:
+        from libp2p.tools.anyio_service import background_trio_service as run
+    except ImportError:
+        from libp2p.tools.async_service.trio_service import (
+            background_trio_service as run,
+        )
+    return run(service)
+
+
+def template_epoch() -> int:
+    # The template's mock chain: block = unix / 6, slot 3, 20-block epochs.
+    return (int(time.time() // 6) - 3) // 20
+
+
+async def template(target: str, subnet_node_id: int) -> None:
+    """Publishes the template's JSON heartbeat (and a peer_state message)
+    as subnet node <subnet_node_id> of subnet 1, until the Rust node's own
+    template heartbeat arrives."""
+    import json
+    import secrets
+
+    from libp2p.pubsub.gossipsub import GossipSub
+    from libp2p.pubsub.pubsub import Pubsub
+
+    host = host_for("noise")
+    info = info_from_p2p_addr(multiaddr.Multiaddr(target))
+    router = GossipSub(
+        protocols=[TProtocol("/meshsub/2.0.0")],
+        degree=7,
+        degree_low=5,
+        degree_high=10,
+        heartbeat_initial_delay=0.1,
+        heartbeat_interval=1,
+    )
+    pubsub = Pubsub(host, router)
+
+    def heartbeat() -> bytes:
+        return json.dumps(
+            {
+                "uid": secrets.token_hex(16),
+                "epoch": template_epoch(),
+                "subnet_id": 1,
+                "subnet_node_id": subnet_node_id,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    def peer_state() -> bytes:
+        return json.dumps(
+            {
+                "uid": secrets.token_hex(16),
+                "epoch": template_epoch(),
+                "subnet_id": 1,
+                "subnet_node_id": subnet_node_id,
+                "state": 2,
+                "role": 0,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        async with background_trio_service(pubsub), background_trio_service(router):
+            await pubsub.wait_until_ready()
+            print(f"peer {host.get_id()}", flush=True)
+            heartbeats = await pubsub.subscribe("heartbeat")
+            await pubsub.subscribe("peer_state")
+            await host.connect(info)
+            got = None
+            with trio.fail_after(30):
+                while got is None:
+                    await pubsub.publish("heartbeat", heartbeat())
+                    await pubsub.publish("peer_state", peer_state())
+                    with trio.move_on_after(0.5):
+                        message = await heartbeats.get()
+                        if message.from_id == info.peer_id.to_bytes():
+                            got = json.loads(message.data.decode())
+            print(f"got template heartbeat {json.dumps(got, sort_keys=True)}", flush=True)
+            for _ in range(4):
+                await pubsub.publish("heartbeat", heartbeat())
+                await trio.sleep(0.25)
+
+
 def main() -> None:
     mode = sys.argv[1]
     if mode == "serve":
         trio.run(serve, sys.argv[2])
     elif mode == "gossip":
         trio.run(gossip, sys.argv[2], sys.argv[3])
+    elif mode == "helper-serve":
+        trio.run(helper_serve, sys.argv[2], int(sys.argv[3]))
+    elif mode == "helper-call":
+        trio.run(
+            helper_call,
+            sys.argv[2],
+            sys.argv[3],
+            int(sys.argv[4]),
+            int(sys.argv[5]),
+            int(sys.argv[6]),
+        )
+    elif mode == "template":
+        trio.run(template, sys.argv[2], int(sys.argv[3]))
     elif mode == "call":
         trio.run(call, sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     else:

@@ -58,6 +58,16 @@ pub(crate) struct NodeConfig {
     pub(crate) external_addresses: Vec<String>,
     /// Publish and read signed heartbeats (default true).
     pub(crate) heartbeat: Option<bool>,
+    /// Also read and publish the Python template's JSON heartbeat.
+    pub(crate) template_heartbeat: Option<bool>,
+    /// The template's subnet slot, in blocks (default 3).
+    pub(crate) template_slot: Option<u64>,
+    /// The template's epoch length, in blocks (default 20).
+    pub(crate) template_epoch_length: Option<u64>,
+    /// The one GossipSub protocol id to speak, e.g. /meshsub/2.0.0.
+    pub(crate) gossipsub_protocol: Option<String>,
+    /// Offer Noise under /pos-transport/1.0.0 too.
+    pub(crate) pos_transport: Option<bool>,
     /// Serve and use peer exchange (default true).
     pub(crate) peer_exchange: Option<bool>,
     /// Run Kademlia (default true).

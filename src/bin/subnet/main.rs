@@ -54,7 +54,7 @@ enum Command {
         out: PathBuf,
     },
     /// Run a node until Ctrl-C or SIGTERM.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Call the task protocol on a node and print the result.
     Call {
         /// The node: a multiaddr ending in /p2p/<peer id>, or a peer id to
@@ -211,6 +211,25 @@ struct NodeArgs {
     /// Neither publish nor read heartbeats.
     #[arg(long)]
     no_heartbeat: bool,
+    /// Also read and publish the Python subnet template's JSON heartbeat
+    /// (topic "heartbeat", once per epoch), to sit among Python nodes.
+    #[arg(long)]
+    template_heartbeat: bool,
+    /// The template's epoch: the subnet's slot, in blocks (default 3, the
+    /// template's mock chain).
+    #[arg(long)]
+    template_slot: Option<u64>,
+    /// The template's epoch length, in 6 s blocks (default 20).
+    #[arg(long)]
+    template_epoch_length: Option<u64>,
+    /// Speak GossipSub under this protocol id only, e.g. /meshsub/2.0.0 as
+    /// the Python subnet template does.
+    #[arg(long)]
+    gossipsub_protocol: Option<String>,
+    /// Offer Noise under /pos-transport/1.0.0 too, as Python template
+    /// nodes with proof of stake require.
+    #[arg(long)]
+    pos_transport: bool,
     /// Neither serve nor use peer exchange.
     #[arg(long)]
     no_peer_exchange: bool,
@@ -304,7 +323,7 @@ async fn run(command: Command) -> Result<(), String> {
             println!("{}", keypair.public().to_peer_id());
             Ok(())
         }
-        Command::Node(args) => node(args).await,
+        Command::Node(args) => node(*args).await,
         Command::Call {
             destination,
             payload,
@@ -491,6 +510,13 @@ async fn node(args: NodeArgs) -> Result<(), String> {
             args.external_address
         },
         heartbeat: Some(!args.no_heartbeat && file.heartbeat.unwrap_or(true)),
+        template_heartbeat: Some(
+            args.template_heartbeat || file.template_heartbeat.unwrap_or(false),
+        ),
+        template_slot: args.template_slot.or(file.template_slot),
+        template_epoch_length: args.template_epoch_length.or(file.template_epoch_length),
+        gossipsub_protocol: args.gossipsub_protocol.or(file.gossipsub_protocol),
+        pos_transport: Some(args.pos_transport || file.pos_transport.unwrap_or(false)),
         peer_exchange: Some(!args.no_peer_exchange && file.peer_exchange.unwrap_or(true)),
         kademlia: Some(!args.no_kademlia && file.kademlia.unwrap_or(true)),
         hole_punching: Some(!args.no_hole_punching && file.hole_punching.unwrap_or(true)),
@@ -520,6 +546,31 @@ async fn node(args: NodeArgs) -> Result<(), String> {
     let mut beat = heartbeat::Config::new(subnet_id, subnet_node_id);
     if let Some(interval) = config.heartbeat_interval()? {
         beat = beat.with_epoch(interval * 4, 4);
+    }
+    if config.template_heartbeat == Some(true) {
+        if config.heartbeat == Some(false) {
+            return Err("template_heartbeat needs heartbeats: drop --no-heartbeat".into());
+        }
+        let mut template = subnet::template_heartbeat::Config::default();
+        if let Some(slot) = config.template_slot {
+            template.slot = slot;
+        }
+        if let Some(length) = config.template_epoch_length {
+            if length == 0 {
+                return Err("template_epoch_length must be at least 1 block".into());
+            }
+            template.epoch_length = length;
+        }
+        beat = beat.with_template(template);
+    }
+    if let Some(protocol) = &config.gossipsub_protocol {
+        builder = builder.gossipsub_protocol(protocol.clone());
+    }
+    if config.pos_transport == Some(true) {
+        builder = builder.noise_protocol_names(vec![
+            subnet::security::NOISE,
+            subnet::security::POS_TRANSPORT,
+        ]);
     }
     if config.heartbeat != Some(false) {
         builder = builder.heartbeat(beat);
