@@ -245,6 +245,24 @@ fn user_errors_get_one_line_and_a_failure_code() {
         "cannot reach bootstrap peer",
     );
 
+    fails_with_one_line(
+        &["node", "--template-heartbeat", "--no-heartbeat"],
+        "template_heartbeat needs heartbeats",
+    );
+    fails_with_one_line(
+        &[
+            "node",
+            "--template-heartbeat",
+            "--template-epoch-length",
+            "0",
+        ],
+        "template_epoch_length must be at least 1 block",
+    );
+    fails_with_one_line(
+        &["node", "--max-peers", "4"],
+        "max_peers (4) is below min_peers (8)",
+    );
+
     let key = dir.join("exists.key");
     std::fs::write(&key, [0u8; 36]).unwrap();
     fails_with_one_line(

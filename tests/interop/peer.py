@@ -13,6 +13,10 @@ with its own varint framing, and a GossipSub peer on /meshsub/2.0.0.
     peer.py helper-call <security> <multiaddr> <n> <in flight> <size>
                                              the same client on the helper,
                                              payloads of <size> bytes
+    peer.py template-node <listen multiaddr> <node id>
+                                             a template-like node (task
+                                             protocol under /pos-transport,
+                                             template heartbeat every second)
     peer.py template <multiaddr> <node id>   publishes the template's JSON
                                              heartbeat and peer_state; prints
                                              "got template heartbeat <json>"
@@ -171,7 +175,9 @@ async def call(security: str, target: str, n: int, in_flight: int) -> None:
         print(f"ok {ok} {n / elapsed:.0f}", flush=True)
 
 
-async def gossip(target: str, topic: str) -> None:
+def gossip_peer(target: str, degree: int, low: int, high: int):
+    """A host with GossipSub on /meshsub/2.0.0 (mesh degree, low, high),
+    and the target's peer info."""
     from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.pubsub import Pubsub
 
@@ -179,13 +185,17 @@ async def gossip(target: str, topic: str) -> None:
     info = info_from_p2p_addr(multiaddr.Multiaddr(target))
     router = GossipSub(
         protocols=[TProtocol("/meshsub/2.0.0")],
-        degree=3,
-        degree_low=1,
-        degree_high=6,
+        degree=degree,
+        degree_low=low,
+        degree_high=high,
         heartbeat_initial_delay=0.1,
         heartbeat_interval=1,
     )
-    pubsub = Pubsub(host, router)
+    return host, info, router, Pubsub(host, router)
+
+
+async def gossip(target: str, topic: str) -> None:
+    host, info, router, pubsub = gossip_peer(target, 3, 1, 6)
     async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
         async with background_trio_service(pubsub), background_trio_service(router):
             await pubsub.wait_until_ready()
@@ -291,6 +301,62 @@ def background_trio_service(service):
     return run(service)
 
 
+def template_message(subnet_node_id: int, **more) -> bytes:
+    """The template's heartbeat (with `more`: its peer_state) as pydantic
+    writes it: compact JSON, keys in declaration order."""
+    import json
+    import secrets
+
+    return json.dumps(
+        {
+            "uid": secrets.token_hex(16),
+            "epoch": template_epoch(),
+            "subnet_id": 1,
+            "subnet_node_id": subnet_node_id,
+            **more,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+async def template_node(listen: str, subnet_node_id: int) -> None:
+    """A template-like node: listens at <listen> (a multiaddr), serves the
+    task protocol under /pos-transport/1.0.0, runs GossipSub on
+    /meshsub/2.0.0 with the template's degrees and publishes the template's
+    heartbeat every second, until killed."""
+    from libp2p.pubsub.gossipsub import GossipSub
+    from libp2p.pubsub.pubsub import Pubsub
+
+    host = host_for("pos")
+    router = GossipSub(
+        protocols=[TProtocol("/meshsub/2.0.0")],
+        degree=7,
+        degree_low=5,
+        degree_high=10,
+        heartbeat_initial_delay=0.5,
+        heartbeat_interval=2,
+    )
+    pubsub = Pubsub(host, router)
+
+    async def handler(stream) -> None:
+        try:
+            request = fields(await read_frame(stream))
+            response = encode_response(request.get(2, b"").upper())
+            await stream.write(varint(len(response)) + response)
+        finally:
+            await stream.close()
+
+    host.set_stream_handler(TASK, handler)
+    async with host.run(listen_addrs=[multiaddr.Multiaddr(listen)]):
+        async with background_trio_service(pubsub), background_trio_service(router):
+            await pubsub.wait_until_ready()
+            await pubsub.subscribe("heartbeat")
+            print(f"listening on {listen}/p2p/{host.get_id()}", flush=True)
+            while True:
+                await pubsub.publish("heartbeat", template_message(subnet_node_id))
+                await trio.sleep(1)
+
+
 def template_epoch() -> int:
     # The template's mock chain: block = unix / 6, slot 3, 20-block epochs.
     return (int(time.time() // 6) - 3) // 20
@@ -301,46 +367,15 @@ async def template(target: str, subnet_node_id: int) -> None:
     as subnet node <subnet_node_id> of subnet 1, until the Rust node's own
     template heartbeat arrives."""
     import json
-    import secrets
 
-    from libp2p.pubsub.gossipsub import GossipSub
-    from libp2p.pubsub.pubsub import Pubsub
-
-    host = host_for("noise")
-    info = info_from_p2p_addr(multiaddr.Multiaddr(target))
-    router = GossipSub(
-        protocols=[TProtocol("/meshsub/2.0.0")],
-        degree=7,
-        degree_low=5,
-        degree_high=10,
-        heartbeat_initial_delay=0.1,
-        heartbeat_interval=1,
-    )
-    pubsub = Pubsub(host, router)
+    # The template's own GossipSub degrees.
+    host, info, router, pubsub = gossip_peer(target, 7, 5, 10)
 
     def heartbeat() -> bytes:
-        return json.dumps(
-            {
-                "uid": secrets.token_hex(16),
-                "epoch": template_epoch(),
-                "subnet_id": 1,
-                "subnet_node_id": subnet_node_id,
-            },
-            separators=(",", ":"),
-        ).encode()
+        return template_message(subnet_node_id)
 
     def peer_state() -> bytes:
-        return json.dumps(
-            {
-                "uid": secrets.token_hex(16),
-                "epoch": template_epoch(),
-                "subnet_id": 1,
-                "subnet_node_id": subnet_node_id,
-                "state": 2,
-                "role": 0,
-            },
-            separators=(",", ":"),
-        ).encode()
+        return template_message(subnet_node_id, state=2, role=0)  # ONLINE, VALIDATOR
 
     async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
         async with background_trio_service(pubsub), background_trio_service(router):
@@ -381,6 +416,8 @@ def main() -> None:
             int(sys.argv[5]),
             int(sys.argv[6]),
         )
+    elif mode == "template-node":
+        trio.run(template_node, sys.argv[2], int(sys.argv[3]))
     elif mode == "template":
         trio.run(template, sys.argv[2], int(sys.argv[3]))
     elif mode == "call":
