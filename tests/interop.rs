@@ -108,13 +108,13 @@ async fn rust_node() -> Node {
         .unwrap()
 }
 
-/// The Rust node calls a Python server `calls` times (`IN_FLIGHT` at
+/// The Rust node calls a Python server `calls` times (`in_flight` at
 /// once) with `size`-byte payloads; returns the calls answered correctly
 /// and the rate.
 async fn rust_calls_python(
     version: &'static str,
     mode: &[&str],
-    calls: usize,
+    (calls, in_flight): (usize, usize),
     size: usize,
 ) -> (usize, f64) {
     let (_python, address) = python_server(version, mode);
@@ -140,7 +140,7 @@ async fn rust_calls_python(
                 response.is_ok_and(|r| r.accepted && r.result == expected)
             }
         })
-        .buffer_unordered(IN_FLIGHT)
+        .buffer_unordered(in_flight)
         .collect()
         .await;
     let rate = calls as f64 / started.elapsed().as_secs_f64();
@@ -194,7 +194,8 @@ async fn python_calls_rust(
 /// Both directions of the task protocol under `security` (`noise` or
 /// `pos`), on py-libp2p's streams.
 async fn both_ways(version: &'static str, security: &str) {
-    let (answered, rate) = rust_calls_python(version, &["serve", security], CALLS, 0).await;
+    let (answered, rate) =
+        rust_calls_python(version, &["serve", security], (CALLS, IN_FLIGHT), 0).await;
     println!("py-libp2p {version}: rust -> python ({security}): {rate:.0} calls/s");
     assert_eq!(answered, CALLS, "every call answered");
     let (line, all) = python_calls_rust(version, "call", security, (CALLS, IN_FLIGHT), 0).await;
@@ -222,19 +223,20 @@ async fn newest_release_calls_both_ways_under_pos_transport() {
     both_ways(NEWEST, "pos").await;
 }
 
-/// The largest payload tested through py-libp2p's helper: 2 MB. From
-/// about 2.3 MB on, the helper (0.8.1) fails to read what a Rust node
-/// sends, either way: its `read_exactly` gives up after 101 reads, and
-/// each read returns what yamux delivered since the last (README,
-/// "Joining a Python subnet").
-const BIG: usize = 2_000_000;
+/// The largest payload tested through py-libp2p's helper: 1 MB, one call
+/// at a time. Larger ones fail from somewhere between 1 and 2.5 MB: the
+/// helper (0.8.1) gives up reading after 101 reads, and each read returns
+/// what yamux delivered since the last, less when the machine is busy or
+/// several streams share the connection (README, "Joining a Python
+/// subnet").
+const BIG: usize = 1_000_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_response_helper_calls_and_serves_both_ways() {
     for security in ["noise", "pos"] {
         let size = 64;
         let serve = ["helper-serve", security, "1024"];
-        let (answered, rate) = rust_calls_python(NEWEST, &serve, CALLS, size).await;
+        let (answered, rate) = rust_calls_python(NEWEST, &serve, (CALLS, IN_FLIGHT), size).await;
         println!("helper {NEWEST}: rust -> python ({security}, {size} B): {rate:.0} calls/s");
         assert_eq!(answered, CALLS, "every call answered");
         let (line, all) =
@@ -245,19 +247,13 @@ async fn the_request_response_helper_calls_and_serves_both_ways() {
 }
 
 /// The Rust node and a Python peer on `/meshsub/2.0.0` see each other's
-/// messages on the heartbeat topic (`both`), or the Python peer sees the
-/// Rust node's: py-libp2p 0.6.0 sends its own messages to no Rust peer
-/// (it sends IDONTWANT for ours, never a publish of its own; not
-/// understood yet).
-async fn gossip_both_ways(version: &'static str, both: bool) {
+/// messages on the heartbeat topic.
+async fn gossip_both_ways(version: &'static str) {
     common::logs();
     let node = Node::builder()
         .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
         .gossipsub_protocol("/meshsub/2.0.0")
-        // One heartbeat a second: py-libp2p 0.6.0 counts what it receives against
-        // its own publishing budget on the topic (10 a second) and drops its
-        // own messages beyond.
-        .heartbeat(subnet::heartbeat::Config::new(1, 1).with_epoch(Duration::from_secs(1), 1))
+        .heartbeat(subnet::heartbeat::Config::new(1, 1).with_epoch(Duration::from_secs(1), 4))
         .build()
         .await
         .unwrap();
@@ -275,10 +271,6 @@ async fn gossip_both_ways(version: &'static str, both: bool) {
         "Python never got the Rust node's heartbeat: {stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    if !both {
-        node.shutdown().await;
-        return;
-    }
     // Python's messages are not heartbeats: the node received and rejected them.
     common::eventually(Duration::from_secs(10), || async {
         let stats = node.heartbeat_stats().await.unwrap();
@@ -293,20 +285,19 @@ async fn gossip_both_ways(version: &'static str, both: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pinned_release_sees_rust_gossip_on_meshsub_2() {
-    gossip_both_ways(PINNED, false).await;
+async fn pinned_release_and_rust_see_each_others_gossip_on_meshsub_2() {
+    gossip_both_ways(PINNED).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn newest_release_and_rust_see_each_others_gossip_on_meshsub_2() {
-    gossip_both_ways(NEWEST, true).await;
+    gossip_both_ways(NEWEST).await;
 }
 
 /// A Python peer publishing the template's heartbeat and `peer_state` is
-/// listed with its node id (`both`; see [`gossip_both_ways`] for 0.6.0),
-/// and receives the Rust node's template heartbeat as the template writes
-/// it.
-async fn template_heartbeats_both_ways(version: &'static str, both: bool) {
+/// listed with its node id, and receives the Rust node's template
+/// heartbeat as the template writes it.
+async fn template_heartbeats_both_ways(version: &'static str) {
     let node = Node::builder()
         .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
         .gossipsub_protocol("/meshsub/2.0.0")
@@ -336,10 +327,6 @@ async fn template_heartbeats_both_ways(version: &'static str, both: bool) {
     assert_eq!(got["subnet_id"], 1);
     assert_eq!(got["subnet_node_id"], 7);
     assert_eq!(got["uid"].as_str().unwrap().len(), 32);
-    if !both {
-        node.shutdown().await;
-        return;
-    }
     // Ours has Python's: in the book with its node id, not penalised (its
     // peer_state messages are on a topic the node does not read).
     let python: subnet::PeerId = stdout
@@ -363,22 +350,22 @@ async fn template_heartbeats_both_ways(version: &'static str, both: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pinned_release_template_node_sees_rust_template_heartbeats() {
-    template_heartbeats_both_ways(PINNED, false).await;
+async fn a_pinned_release_template_node_and_rust_see_each_others_template_heartbeats() {
+    template_heartbeats_both_ways(PINNED).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newest_release_template_node_and_rust_see_each_others_template_heartbeats() {
-    template_heartbeats_both_ways(NEWEST, true).await;
+    template_heartbeats_both_ways(NEWEST).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_request_response_helper_takes_2_mb_both_ways() {
+async fn the_request_response_helper_takes_1_mb_both_ways() {
     let size = BIG.to_string();
     let serve = ["helper-serve", "noise", &size];
-    let (answered, rate) = rust_calls_python(NEWEST, &serve, 4, BIG).await;
+    let (answered, rate) = rust_calls_python(NEWEST, &serve, (4, 1), BIG).await;
     println!("helper {NEWEST}: rust -> python (noise, {BIG} B): {rate:.1} calls/s");
-    assert_eq!(answered, 4, "every 2 MB call answered");
+    assert_eq!(answered, 4, "every 1 MB call answered");
     let (line, all) = python_calls_rust(NEWEST, "helper-call", "noise", (4, 1), BIG).await;
     println!("helper {NEWEST}: python -> rust (noise, {BIG} B): {line}");
     assert!(line.starts_with("ok 4 "), "{all}");
