@@ -129,6 +129,20 @@ fn keygen_two_nodes_call_peers_and_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // A reader that stops reading (`subnet peers | head -1`) is no error:
+    // here it never reads at all.
+    let mut closed = Command::new(BIN)
+        .args(["peers", &a.address])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(closed.stdout.take());
+    let closed = closed.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&closed.stderr);
+    assert!(closed.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
     for node in [b, a] {
         let (status, rest) = node.terminate();
         assert!(status.success(), "{status:?}");

@@ -255,6 +255,23 @@ enum LogFormat {
     Json,
 }
 
+/// Writes `text` to stdout. A reader that stopped reading (`subnet peers |
+/// head`) is not an error: what it did not read is dropped; any other
+/// write error is one.
+fn print_out(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to stdout: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// How long `call` and `peers` wait for an answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -422,14 +439,16 @@ async fn run(command: Command) -> Result<(), String> {
             let answer = client.call(&target, PeersRequest {}).await;
             node.shutdown().await;
             let answer = answer.map_err(|e| e.to_string())?;
-            println!(
-                "address book of {} ({} peers)",
+            use std::fmt::Write as _;
+            let mut table = format!(
+                "address book of {} ({} peers)\n{:<54} {:>7} {:<13} {:<40} {:>8}\n",
                 answer.peer_id,
-                answer.peers.len()
-            );
-            println!(
-                "{:<54} {:>7} {:<13} {:<40} {:>8}",
-                "peer", "node id", "source", "address", "age"
+                answer.peers.len(),
+                "peer",
+                "node id",
+                "source",
+                "address",
+                "age"
             );
             for peer in answer.peers {
                 for (i, address) in peer.addresses.iter().enumerate() {
@@ -438,7 +457,8 @@ async fn run(command: Command) -> Result<(), String> {
                     } else {
                         ("", String::new())
                     };
-                    println!(
+                    let _ = writeln!(
+                        table,
                         "{:<54} {:>7} {:<13} {:<40} {:>7.1}s",
                         id,
                         node_id,
@@ -448,7 +468,7 @@ async fn run(command: Command) -> Result<(), String> {
                     );
                 }
             }
-            Ok(())
+            print_out(&table)
         }
         #[cfg(feature = "chain")]
         Command::Registry {
