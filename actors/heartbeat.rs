@@ -16,10 +16,7 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use libp2p::{
-    PeerId,
-    gossipsub::{IdentTopic, MessageAcceptance},
-};
+use libp2p::{PeerId, gossipsub::MessageAcceptance};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::{
@@ -194,7 +191,8 @@ impl Actor for HeartbeatActor {
                 self.publish(state)?;
             }
             HeartbeatMessage::Received(message)
-                if message.topic == IdentTopic::new(template_heartbeat::TOPIC).hash() =>
+                // A plain (identity-hashed) topic: its hash is its name.
+                if message.topic.as_str() == template_heartbeat::TOPIC =>
             {
                 self.receive_template(state, *message)?
             }

@@ -128,8 +128,7 @@ async fn rust_calls_python(
             let client = client.clone();
             let address = address.clone();
             async move {
-                let payload = format!("rust {i} ").into_bytes();
-                let mut payload = payload;
+                let mut payload = format!("rust {i} ").into_bytes();
                 payload.resize(size.max(payload.len()), b'x');
                 let expected = payload.to_ascii_uppercase();
                 let request = TaskRequest {

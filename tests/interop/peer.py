@@ -147,6 +147,15 @@ async def serve(security: str) -> None:
         await trio.sleep_forever()
 
 
+async def run_all(one, n: int) -> float:
+    """Runs one(0) .. one(n - 1) at once; returns the seconds they took."""
+    started = time.monotonic()
+    async with trio.open_nursery() as nursery:
+        for i in range(n):
+            nursery.start_soon(one, i)
+    return time.monotonic() - started
+
+
 async def call(security: str, target: str, n: int, in_flight: int) -> None:
     host = host_for(security)
     info = info_from_p2p_addr(multiaddr.Multiaddr(target))
@@ -167,11 +176,7 @@ async def call(security: str, target: str, n: int, in_flight: int) -> None:
                 if response.get(2) == payload.upper() and response.get(1) == 1:
                     ok += 1
 
-        started = time.monotonic()
-        async with trio.open_nursery() as nursery:
-            for i in range(n):
-                nursery.start_soon(one, i)
-        elapsed = time.monotonic() - started
+        elapsed = await run_all(one, n)
         print(f"ok {ok} {n / elapsed:.0f}", flush=True)
 
 
@@ -290,11 +295,7 @@ async def helper_call(
                 if response.get(2) == payload.upper() and response.get(1) == 1:
                     ok += 1
 
-        started = time.monotonic()
-        async with trio.open_nursery() as nursery:
-            for i in range(n):
-                nursery.start_soon(one, i)
-        elapsed = time.monotonic() - started
+        elapsed = await run_all(one, n)
         for error in sorted(set(errors)):
             print(f"error {error}", flush=True)
         print(f"ok {ok} {n / elapsed:.0f}", flush=True)
