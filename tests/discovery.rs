@@ -62,7 +62,7 @@ fn sources_of(node: &Node, peer: &Node) -> Vec<Source> {
 async fn the_registry_alone_finds_a_peer() {
     let c = bare().build().await.unwrap();
     c.register(TaskProtocol).await.unwrap();
-    let registry = registry_file("registry-alone");
+    let (_dir, registry) = registry_file("registry-alone");
     registry
         .write(&[Member {
             peer_id: c.peer_id(),
@@ -145,7 +145,7 @@ async fn with_no_source_a_peer_is_not_found() {
 async fn gating_admits_members_only() {
     let member = subnet::Keypair::generate_ed25519();
     let outsider = subnet::Keypair::generate_ed25519();
-    let registry = registry_file("gating");
+    let (_dir, registry) = registry_file("gating");
     let guard = bare().registry(registry.clone()).gating(true);
     // The guarded node lists the member (no address needed to be admitted).
     registry
@@ -377,7 +377,7 @@ async fn kademlia_stores_no_record_a_peer_puts() {
 async fn a_member_dropped_from_the_registry_is_disconnected() {
     let member = subnet::Keypair::generate_ed25519();
     let member_id = member.public().to_peer_id();
-    let registry = registry_file("revoked");
+    let (_dir, registry) = registry_file("revoked");
     let listing = |peer| Member {
         peer_id: peer,
         subnet_node_id: 1,

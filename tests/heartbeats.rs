@@ -254,7 +254,7 @@ async fn a_first_heartbeat_without_listeners_goes_out_when_a_peer_subscribes() {
 async fn a_flood_of_throwaway_key_heartbeats_never_evicts_registry_or_bootstrap_entries() {
     use subnet::registry::Member;
     let member = PeerId::random();
-    let registry = registry_file("throwaway-flood");
+    let (_dir, registry) = registry_file("throwaway-flood");
     registry
         .write(&[Member {
             peer_id: member,
@@ -344,7 +344,7 @@ async fn a_signer_heartbeating_too_often_has_the_excess_dropped() {
 async fn with_gating_a_non_members_heartbeat_is_rejected() {
     use subnet::registry::Member;
     let member_key = subnet::Keypair::generate_ed25519();
-    let registry = registry_file("gated-heartbeats");
+    let (_dir, registry) = registry_file("gated-heartbeats");
     registry
         .write(&[Member {
             peer_id: member_key.public().to_peer_id(),

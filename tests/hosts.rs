@@ -132,7 +132,6 @@ fn nodes_on_three_hosts_find_and_call_each_other_by_peer_id() {
 
     drop(nodes);
     drop(bed);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -173,7 +172,6 @@ fn a_node_behind_nat_calls_out_but_cannot_be_called_directly() {
         assert!(!call.status.success(), "{address}: {}", text(&call));
     }
     drop((a, b));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -255,7 +253,6 @@ fn a_node_behind_nat_finds_itself_unreachable_and_is_called_by_peer_id_through_a
         "OUT",
     );
     drop((a, b, r));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -305,7 +302,6 @@ fn an_external_address_is_advertised_first() {
         }
     });
     drop((a, b));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Starts a node on each host, all bootstrapped to the first (by name),
@@ -373,7 +369,6 @@ fn heartbeats_alone_spread_bridge_addresses() {
             if found { Ok(()) } else { Err(book) }
         });
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -386,7 +381,6 @@ fn kademlia_alone_finds_a_peer_on_another_host() {
     for (i, j) in [(1, 2), (2, 1), (1, 0)] {
         call_by_peer_id(&bed, &ids, i, i, j);
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -407,7 +401,6 @@ fn peer_exchange_alone_finds_a_peer_on_another_host() {
     for (i, j) in [(1, 2), (2, 1)] {
         call_by_peer_id(&bed, &ids, i, 0, j);
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Calls from `host` with `subnet call ... --count`; returns each call's
@@ -510,5 +503,4 @@ fn two_nodes_behind_their_own_nats_call_through_a_relay_and_try_hole_punching() 
     .unwrap();
     assert_eq!(relayed, ["relayed", "relayed"]);
     drop((a, r));
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -436,5 +436,4 @@ fn a_rust_node_joins_a_python_bootnode_by_dns_name() {
     }
     drop(bootnode);
     drop(bed);
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -123,9 +123,7 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         .unwrap();
 
     // Prometheus, scraping every second.
-    let dir = std::env::temp_dir().join(format!("subnet-prometheus-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::temp_dir("prometheus");
     let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,

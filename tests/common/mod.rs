@@ -69,11 +69,12 @@ impl subnet::Protocol for FixedAnswer {
     }
 }
 
-/// A registry file of its own for the test `name`, in the temp directory.
-pub fn registry_file(name: &str) -> subnet::registry::FileRegistry {
-    let dir = std::env::temp_dir().join(format!("subnet-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    subnet::registry::FileRegistry::new(dir.join("registry.toml"))
+/// A registry file of its own for the test `name`, in a directory of its
+/// own that is removed when the returned [`TestDir`] is dropped.
+pub fn registry_file(name: &str) -> (TestDir, subnet::registry::FileRegistry) {
+    let dir = temp_dir(name);
+    let registry = subnet::registry::FileRegistry::new(dir.join("registry.toml"));
+    (dir, registry)
 }
 
 /// The sum of the series of `family` whose labels contain every one of
@@ -221,12 +222,27 @@ pub fn logs() {
         .try_init();
 }
 
-/// An empty directory of this test process's own, named `name`.
-pub fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("subnet-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// An empty directory of a test's own in the temp directory, removed
+/// with what it holds when dropped (`tempfile::TempDir`); it reads as a
+/// [`std::path::Path`].
+pub struct TestDir(tempfile::TempDir);
+
+impl std::ops::Deref for TestDir {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+/// A [`TestDir`] whose name starts with `subnet-<name>-`.
+pub fn temp_dir(name: &str) -> TestDir {
+    TestDir(
+        tempfile::Builder::new()
+            .prefix(&format!("subnet-{name}-"))
+            .tempdir()
+            .unwrap(),
+    )
 }
 
 /// A loopback TCP port that nothing listens on (bound, then released).

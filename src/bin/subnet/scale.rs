@@ -103,6 +103,9 @@ struct Seen {
     /// Not a wrapped node (`--wrap`): its memory and CPU count.
     measured: bool,
     rss_kib: u64,
+    /// The resident set's private part: the node's heap and stacks, not the
+    /// binary's pages that every node process shares.
+    anon_kib: u64,
     cpu_ticks: u64,
     bytes: f64,
     heartbeats: f64,
@@ -261,15 +264,20 @@ async fn measure(
             for (i, process) in processes.iter_mut().enumerate() {
                 let alive = matches!(process.child.try_wait(), Ok(None));
                 let measured = !(args.wrap.is_some() && i == 1);
-                let (rss_kib, cpu_ticks) = if alive {
+                let Usage {
+                    rss_kib,
+                    anon_kib,
+                    cpu_ticks,
+                } = if alive {
                     usage(process.pid).await
                 } else {
-                    (0, 0)
+                    Usage::default()
                 };
                 nodes.push(Seen {
                     alive,
                     measured,
                     rss_kib,
+                    anon_kib,
                     cpu_ticks,
                     ..Seen::default()
                 });
@@ -413,16 +421,29 @@ async fn stop(processes: &mut [Process]) {
     }
 }
 
-/// A process's resident memory (KiB) and CPU time (clock ticks).
-async fn usage(pid: u32) -> (u64, u64) {
+/// What one process uses.
+#[derive(Default)]
+struct Usage {
+    /// Resident memory (`VmRSS`), KiB.
+    rss_kib: u64,
+    /// Its anonymous part (`RssAnon`), KiB.
+    anon_kib: u64,
+    /// CPU time, clock ticks.
+    cpu_ticks: u64,
+}
+
+/// A process's resident memory and CPU time (proc(5)).
+async fn usage(pid: u32) -> Usage {
     let status = tokio::fs::read_to_string(format!("/proc/{pid}/status"))
         .await
         .unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
     let stat = tokio::fs::read_to_string(format!("/proc/{pid}/stat"))
         .await
         .unwrap_or_default();
@@ -436,7 +457,11 @@ async fn usage(pid: u32) -> (u64, u64) {
             field(11).unwrap_or(0) + field(12).unwrap_or(0)
         })
         .unwrap_or(0);
-    (rss, cpu)
+    Usage {
+        rss_kib: kib("VmRSS:"),
+        anon_kib: kib("RssAnon:"),
+        cpu_ticks: cpu,
+    }
 }
 
 async fn clock_ticks_per_second() -> f64 {
@@ -534,6 +559,8 @@ fn report(
                 "sampled_at_s": round(sample.at.as_secs_f64(), 1),
                 "rss_mean_mib": round(mean(alive().map(|s| s.rss_kib as f64 / MIB)), 1),
                 "rss_max_mib": round(max(alive().map(|s| s.rss_kib as f64 / MIB)), 1),
+                "anon_mean_mib": round(mean(alive().map(|s| s.anon_kib as f64 / MIB)), 1),
+                "anon_max_mib": round(max(alive().map(|s| s.anon_kib as f64 / MIB)), 1),
             }))
         })
         .collect();
@@ -546,6 +573,8 @@ fn report(
                 "alive": alive().count(),
                 "rss_mean_mib": round(mean(alive().map(|s| s.rss_kib as f64 / MIB)), 1),
                 "rss_max_mib": round(max(alive().map(|s| s.rss_kib as f64 / MIB)), 1),
+                "anon_mean_mib": round(mean(alive().map(|s| s.anon_kib as f64 / MIB)), 1),
+                "anon_max_mib": round(max(alive().map(|s| s.anon_kib as f64 / MIB)), 1),
             })
         })
         .collect();
@@ -655,11 +684,15 @@ fn print_table(report: &serde_json::Value) {
         ),
     }
     println!("  dead nodes: {}", field("dead"));
-    println!("  resident memory per node (MiB):");
+    println!("  resident memory per node (MiB), all / private (anonymous):");
     for mark in report["memory"].as_array().into_iter().flatten() {
         println!(
-            "    at {:>4} s: mean {:>6}, max {:>6}",
-            mark["at_s"], mark["rss_mean_mib"], mark["rss_max_mib"]
+            "    at {:>4} s: mean {:>6} / {:>6}, max {:>6} / {:>6}",
+            mark["at_s"],
+            mark["rss_mean_mib"],
+            mark["anon_mean_mib"],
+            mark["rss_max_mib"],
+            mark["anon_max_mib"]
         );
     }
     println!(

@@ -1,0 +1,216 @@
+//! A node asks a peer for messages the peer advertised (GossipSub IWANT
+//! after IHAVE) and remembers each request as a promise, to be kept until
+//! the message comes or the promise expires (rust-libp2p's
+//! `iwant_followup_time`, 3 s). A message that never comes must not stay
+//! promised for ever: libp2p-gossipsub 0.50.1 without peer scoring kept such
+//! promises for the node's lifetime (the map grew by every unanswered
+//! IWANT, and the node never asked for that message again); the vendored
+//! copy drops them once expired (`vendor/libp2p-gossipsub/VENDORED.md`).
+//!
+//! The peer here is a bare libp2p swarm that speaks GossipSub's wire format
+//! by hand (`/meshsub/1.1.0`: length-prefixed protobuf RPCs), so that it
+//! can advertise a message it never sends.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::{StreamProtocol, SwarmBuilder, noise, tcp, yamux};
+use prost::Message as _;
+use tokio::sync::mpsc;
+
+const MESHSUB: StreamProtocol = StreamProtocol::new("/meshsub/1.1.0");
+/// The id of the message advertised and never sent.
+const NEVER_SENT: &[u8] = b"advertised-never-sent";
+/// The longest RPC read from the node (its heartbeats are far smaller).
+const MAX_RPC: usize = 1 << 20;
+
+/// GossipSub's RPC (libp2p pubsub `rpc.proto`), the fields used here.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Rpc {
+    #[prost(message, repeated, tag = "1")]
+    subscriptions: Vec<SubOpts>,
+    #[prost(message, optional, tag = "3")]
+    control: Option<ControlMessage>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SubOpts {
+    #[prost(bool, optional, tag = "1")]
+    subscribe: Option<bool>,
+    #[prost(string, optional, tag = "2")]
+    topic_id: Option<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ControlMessage {
+    #[prost(message, repeated, tag = "1")]
+    ihave: Vec<ControlIHave>,
+    #[prost(message, repeated, tag = "2")]
+    iwant: Vec<ControlIWant>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ControlIHave {
+    #[prost(string, optional, tag = "1")]
+    topic_id: Option<String>,
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    message_ids: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ControlIWant {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    message_ids: Vec<Vec<u8>>,
+}
+
+async fn write_rpc(stream: &mut (impl AsyncWrite + Unpin), rpc: &Rpc) -> std::io::Result<()> {
+    stream
+        .write_all(&rpc.encode_length_delimited_to_vec())
+        .await?;
+    stream.flush().await
+}
+
+async fn read_rpc(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Rpc> {
+    let mut length = 0usize;
+    for shift in (0..).step_by(7).take(4) {
+        let mut byte = [0u8];
+        stream.read_exact(&mut byte).await?;
+        length |= usize::from(byte[0] & 0x7f) << shift;
+        if byte[0] & 0x80 == 0 {
+            break;
+        }
+    }
+    if length > MAX_RPC {
+        return Err(std::io::Error::other(format!("an RPC of {length} bytes")));
+    }
+    let mut buffer = vec![0u8; length];
+    stream.read_exact(&mut buffer).await?;
+    Rpc::decode(buffer.as_slice()).map_err(std::io::Error::other)
+}
+
+fn ihave(topic: &str) -> Rpc {
+    Rpc {
+        subscriptions: vec![SubOpts {
+            subscribe: Some(true),
+            topic_id: Some(topic.to_string()),
+        }],
+        control: Some(ControlMessage {
+            ihave: vec![ControlIHave {
+                topic_id: Some(topic.to_string()),
+                message_ids: vec![NEVER_SENT.to_vec()],
+            }],
+            iwant: Vec::new(),
+        }),
+    }
+}
+
+/// Waits up to `within` for an IWANT of [`NEVER_SENT`].
+async fn iwant(iwants: &mut mpsc::Receiver<Vec<u8>>, within: Duration) -> bool {
+    tokio::time::timeout(within, async {
+        while let Some(id) = iwants.recv().await {
+            if id == NEVER_SENT {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn a_message_advertised_and_never_sent_is_asked_for_again_once_its_promise_expires() {
+    common::logs();
+    let node = subnet::Node::builder()
+        .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .heartbeat(subnet::heartbeat::Config::new(1, 1))
+        .build()
+        .await
+        .unwrap();
+    let topic = subnet::heartbeat::topic(1);
+
+    let mut swarm = SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| libp2p_stream::Behaviour::new())
+        .unwrap()
+        .build();
+    let mut control = swarm.behaviour().new_control();
+    let mut incoming = control.accept(MESHSUB).unwrap();
+    swarm.dial(node.addresses()[0].clone()).unwrap();
+    let swarm_task = tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+
+    // The node sends its IWANTs on the stream it opens to the peer.
+    let (found, mut iwants) = mpsc::channel(1024);
+    let reader = tokio::spawn(async move {
+        while let Some((_, mut stream)) = incoming.next().await {
+            let found = found.clone();
+            tokio::spawn(async move {
+                while let Ok(rpc) = read_rpc(&mut stream).await {
+                    let ids = rpc.control.into_iter().flat_map(|c| c.iwant);
+                    for id in ids.flat_map(|iwant| iwant.message_ids) {
+                        let _ = found.send(id).await;
+                    }
+                }
+            });
+        }
+    });
+
+    let mut stream = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match control.open_stream(node.peer_id(), MESHSUB).await {
+                Ok(stream) => break stream,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+    .await
+    .expect("a GossipSub stream to the node within 10 s");
+
+    // Advertised (each second, until the node has joined the topic): asked
+    // for.
+    let joined = Instant::now();
+    let mut asked = false;
+    while !asked && joined.elapsed() < Duration::from_secs(10) {
+        write_rpc(&mut stream, &ihave(&topic)).await.unwrap();
+        asked = iwant(&mut iwants, Duration::from_secs(1)).await;
+    }
+    assert!(
+        asked,
+        "the node asks for an advertised message it has not seen"
+    );
+
+    // Advertised again each second: asked for again once the promise of the
+    // first IWANT expired (3 s, dropped at the node's next mesh heartbeat,
+    // each second); before the fix, never.
+    let asked = Instant::now();
+    let mut again = false;
+    while !again && asked.elapsed() < Duration::from_secs(30) {
+        write_rpc(&mut stream, &ihave(&topic)).await.unwrap();
+        again = iwant(&mut iwants, Duration::from_secs(1)).await;
+    }
+    assert!(
+        again,
+        "the node never asked again for a message it was promised and never got"
+    );
+    assert!(
+        asked.elapsed() >= Duration::from_secs(1),
+        "asked again after {:?}: before the promise expired",
+        asked.elapsed()
+    );
+
+    reader.abort();
+    swarm_task.abort();
+    node.shutdown().await;
+}
