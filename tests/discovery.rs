@@ -304,9 +304,8 @@ async fn an_address_that_answers_with_another_peer_id_is_forgotten() {
 async fn kademlia_stores_no_record_a_peer_puts() {
     use futures::StreamExt;
     use libp2p::{
-        SwarmBuilder, kad, noise,
+        kad,
         swarm::{StreamProtocol, SwarmEvent},
-        tcp, yamux,
     };
     let node = Node::builder()
         .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
@@ -314,21 +313,11 @@ async fn kademlia_stores_no_record_a_peer_puts() {
         .build()
         .await
         .unwrap();
-    let mut swarm = SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|key| {
-            let peer = key.public().to_peer_id();
-            let config = kad::Config::new(StreamProtocol::new("/subnet/1/kad/1.0.0"));
-            kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), config)
-        })
-        .unwrap()
-        .build();
+    let mut swarm = common::bare_swarm(|key| {
+        let peer = key.public().to_peer_id();
+        let config = kad::Config::new(StreamProtocol::new("/subnet/1/kad/1.0.0"));
+        kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), config)
+    });
     swarm.behaviour_mut().set_mode(Some(kad::Mode::Client));
     let mut address = node.addresses()[0].clone();
     address.pop();

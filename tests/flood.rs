@@ -15,16 +15,14 @@ use std::{
 
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId, Stream, StreamProtocol, Swarm, SwarmBuilder,
+    Multiaddr, PeerId, Stream, StreamProtocol, Swarm,
     core::{Endpoint, transport::PortUse, upgrade::ReadyUpgrade},
-    noise,
     swarm::{
         ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId, FromSwarm,
         NetworkBehaviour, SubstreamProtocol, SwarmEvent, THandler, THandlerInEvent,
         THandlerOutEvent, ToSwarm,
         handler::{ConnectionEvent, FullyNegotiatedOutbound},
     },
-    tcp, yamux,
 };
 use subnet::{Node, task::TaskProtocol};
 
@@ -224,18 +222,7 @@ impl NetworkBehaviour for Flood {
 }
 
 fn flooder(control: Shared) -> Swarm<Flood> {
-    SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| Flood { control })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
+    common::bare_swarm(|_| Flood { control })
 }
 
 /// The port of this test process's metrics server (one recorder per

@@ -16,7 +16,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-use libp2p::{StreamProtocol, SwarmBuilder, noise, tcp, yamux};
+use libp2p::StreamProtocol;
 use prost::Message as _;
 use tokio::sync::mpsc;
 
@@ -120,6 +120,24 @@ async fn iwant(iwants: &mut mpsc::Receiver<Vec<u8>>, within: Duration) -> bool {
     .unwrap_or(false)
 }
 
+/// Advertises [`NEVER_SENT`] on `stream` each second until the node asks
+/// for it, within `within`: how long that took, or `None`.
+async fn asked_for(
+    stream: &mut (impl AsyncWrite + Unpin),
+    iwants: &mut mpsc::Receiver<Vec<u8>>,
+    topic: &str,
+    within: Duration,
+) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        write_rpc(stream, &ihave(topic)).await.unwrap();
+        if iwant(iwants, Duration::from_secs(1)).await {
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
 #[tokio::test]
 async fn a_message_advertised_and_never_sent_is_asked_for_again_once_its_promise_expires() {
     common::logs();
@@ -131,17 +149,7 @@ async fn a_message_advertised_and_never_sent_is_asked_for_again_once_its_promise
         .unwrap();
     let topic = subnet::heartbeat::topic(1);
 
-    let mut swarm = SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| libp2p_stream::Behaviour::new())
-        .unwrap()
-        .build();
+    let mut swarm = common::bare_swarm(|_| libp2p_stream::Behaviour::new());
     let mut control = swarm.behaviour().new_control();
     let mut incoming = control.accept(MESHSUB).unwrap();
     swarm.dial(node.addresses()[0].clone()).unwrap();
@@ -180,34 +188,21 @@ async fn a_message_advertised_and_never_sent_is_asked_for_again_once_its_promise
 
     // Advertised (each second, until the node has joined the topic): asked
     // for.
-    let joined = Instant::now();
-    let mut asked = false;
-    while !asked && joined.elapsed() < Duration::from_secs(10) {
-        write_rpc(&mut stream, &ihave(&topic)).await.unwrap();
-        asked = iwant(&mut iwants, Duration::from_secs(1)).await;
-    }
     assert!(
-        asked,
+        asked_for(&mut stream, &mut iwants, &topic, Duration::from_secs(10))
+            .await
+            .is_some(),
         "the node asks for an advertised message it has not seen"
     );
-
     // Advertised again each second: asked for again once the promise of the
     // first IWANT expired (3 s, dropped at the node's next mesh heartbeat,
     // each second); before the fix, never.
-    let asked = Instant::now();
-    let mut again = false;
-    while !again && asked.elapsed() < Duration::from_secs(30) {
-        write_rpc(&mut stream, &ihave(&topic)).await.unwrap();
-        again = iwant(&mut iwants, Duration::from_secs(1)).await;
-    }
+    let again = asked_for(&mut stream, &mut iwants, &topic, Duration::from_secs(30))
+        .await
+        .expect("the node never asked again for a message it was promised and never got");
     assert!(
-        again,
-        "the node never asked again for a message it was promised and never got"
-    );
-    assert!(
-        asked.elapsed() >= Duration::from_secs(1),
-        "asked again after {:?}: before the promise expired",
-        asked.elapsed()
+        again >= Duration::from_secs(1),
+        "asked again after {again:?}: before the promise expired"
     );
 
     reader.abort();

@@ -245,6 +245,25 @@ pub fn temp_dir(name: &str) -> TestDir {
     )
 }
 
+/// A bare rust-libp2p swarm (TCP, Noise, yamux) with `behaviour`, for a
+/// test that plays a peer by hand; its connections stay up 60 s idle.
+pub fn bare_swarm<B: libp2p::swarm::NetworkBehaviour>(
+    behaviour: impl FnOnce(&libp2p::identity::Keypair) -> B,
+) -> libp2p::Swarm<B> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
 /// A loopback TCP port that nothing listens on (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
