@@ -8,16 +8,18 @@
 //! copy drops them once expired (`vendor/libp2p-gossipsub/VENDORED.md`).
 //!
 //! The peer here is a bare libp2p swarm that speaks GossipSub's wire format
-//! by hand (`/meshsub/1.1.0`: length-prefixed protobuf RPCs), so that it
+//! by hand (`/meshsub/1.1.0`: varint-length-prefixed protobuf RPCs, the
+//! framing of `subnet::codec`), so that it
 //! can advertise a message it never sends.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use futures::{AsyncRead, AsyncWrite, StreamExt};
 use libp2p::StreamProtocol;
 use prost::Message as _;
+use subnet::codec;
 use tokio::sync::mpsc;
 
 const MESHSUB: StreamProtocol = StreamProtocol::new("/meshsub/1.1.0");
@@ -66,28 +68,12 @@ struct ControlIWant {
 }
 
 async fn write_rpc(stream: &mut (impl AsyncWrite + Unpin), rpc: &Rpc) -> std::io::Result<()> {
-    stream
-        .write_all(&rpc.encode_length_delimited_to_vec())
-        .await?;
-    stream.flush().await
+    codec::write_frame(stream, &codec::encode_frame(rpc)).await
 }
 
-async fn read_rpc(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Rpc> {
-    let mut length = 0usize;
-    for shift in (0..).step_by(7).take(4) {
-        let mut byte = [0u8];
-        stream.read_exact(&mut byte).await?;
-        length |= usize::from(byte[0] & 0x7f) << shift;
-        if byte[0] & 0x80 == 0 {
-            break;
-        }
-    }
-    if length > MAX_RPC {
-        return Err(std::io::Error::other(format!("an RPC of {length} bytes")));
-    }
-    let mut buffer = vec![0u8; length];
-    stream.read_exact(&mut buffer).await?;
-    Rpc::decode(buffer.as_slice()).map_err(std::io::Error::other)
+async fn read_rpc(stream: &mut (impl AsyncRead + Unpin)) -> Option<Rpc> {
+    let frame = codec::read_frame(stream, MAX_RPC).await.ok()?;
+    Rpc::decode(frame.as_slice()).ok()
 }
 
 fn ihave(topic: &str) -> Rpc {
@@ -165,7 +151,7 @@ async fn a_message_advertised_and_never_sent_is_asked_for_again_once_its_promise
         while let Some((_, mut stream)) = incoming.next().await {
             let found = found.clone();
             tokio::spawn(async move {
-                while let Ok(rpc) = read_rpc(&mut stream).await {
+                while let Some(rpc) = read_rpc(&mut stream).await {
                     let ids = rpc.control.into_iter().flat_map(|c| c.iwant);
                     for id in ids.flat_map(|iwant| iwant.message_ids) {
                         let _ = found.send(id).await;

@@ -528,6 +528,23 @@ fn max(values: impl Iterator<Item = f64>) -> f64 {
 
 const MIB: f64 = 1024.0;
 
+/// A sample's resident memory per measured node, MiB: the mean and the
+/// largest of all of it and of its private part.
+fn memory_fields(sample: &Sample) -> serde_json::Map<String, serde_json::Value> {
+    let mut fields = serde_json::Map::new();
+    let mut part = |name: &str, kib: fn(&Seen) -> u64| {
+        let mib = || {
+            let alive = sample.nodes.iter().filter(|s| s.alive && s.measured);
+            alive.map(move |s| kib(s) as f64 / MIB)
+        };
+        fields.insert(format!("{name}_mean_mib"), json!(round(mean(mib()), 1)));
+        fields.insert(format!("{name}_max_mib"), json!(round(max(mib()), 1)));
+    };
+    part("rss", |s| s.rss_kib);
+    part("anon", |s| s.anon_kib);
+    fields
+}
+
 /// The report, and what failed if something did.
 fn report(
     args: &ScaleArgs,
@@ -553,29 +570,23 @@ fn report(
         .iter()
         .filter_map(|&mark| {
             let sample = sample_at(Duration::from_secs(mark))?;
-            let alive = || sample.nodes.iter().filter(|s| s.alive && s.measured);
-            Some(json!({
-                "at_s": mark,
-                "sampled_at_s": round(sample.at.as_secs_f64(), 1),
-                "rss_mean_mib": round(mean(alive().map(|s| s.rss_kib as f64 / MIB)), 1),
-                "rss_max_mib": round(max(alive().map(|s| s.rss_kib as f64 / MIB)), 1),
-                "anon_mean_mib": round(mean(alive().map(|s| s.anon_kib as f64 / MIB)), 1),
-                "anon_max_mib": round(max(alive().map(|s| s.anon_kib as f64 / MIB)), 1),
-            }))
+            let mut fields = memory_fields(sample);
+            fields.insert("at_s".into(), json!(mark));
+            fields.insert(
+                "sampled_at_s".into(),
+                json!(round(sample.at.as_secs_f64(), 1)),
+            );
+            Some(serde_json::Value::Object(fields))
         })
         .collect();
     let series: Vec<serde_json::Value> = samples
         .iter()
         .map(|sample| {
-            let alive = || sample.nodes.iter().filter(|s| s.alive && s.measured);
-            json!({
-                "at_s": round(sample.at.as_secs_f64(), 1),
-                "alive": alive().count(),
-                "rss_mean_mib": round(mean(alive().map(|s| s.rss_kib as f64 / MIB)), 1),
-                "rss_max_mib": round(max(alive().map(|s| s.rss_kib as f64 / MIB)), 1),
-                "anon_mean_mib": round(mean(alive().map(|s| s.anon_kib as f64 / MIB)), 1),
-                "anon_max_mib": round(max(alive().map(|s| s.anon_kib as f64 / MIB)), 1),
-            })
+            let mut fields = memory_fields(sample);
+            fields.insert("at_s".into(), json!(round(sample.at.as_secs_f64(), 1)));
+            let alive = sample.nodes.iter().filter(|s| s.alive && s.measured);
+            fields.insert("alive".into(), json!(alive.count()));
+            serde_json::Value::Object(fields)
         })
         .collect();
     // Steady state: from 1 min on if the run is at least 2 min long,
