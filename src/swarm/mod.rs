@@ -23,7 +23,7 @@ pub(crate) mod woken;
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use libp2p::{
-    StreamProtocol, Swarm, SwarmBuilder, autonat, connection_limits,
+    PeerId, StreamProtocol, Swarm, SwarmBuilder, autonat, connection_limits,
     core::upgrade,
     dcutr, gossipsub, identify,
     identity::Keypair,
@@ -187,6 +187,22 @@ pub(crate) struct SwarmOptions {
     pub(crate) hole_punching: bool,
 }
 
+/// A GossipSub message's id: its source's peer id bytes, then its sequence
+/// number (8 bytes, big-endian, as on the wire). This is go-libp2p's
+/// default (`DefaultMsgIdFn`, go-libp2p-pubsub's `pubsub.go`) and
+/// py-libp2p's (`get_peer_and_seqno_msg_id`, `pubsub.py`, 0.8.1; 0.6.0 put
+/// the sequence number first), so that their IHAVEs and IWANTs name the
+/// same messages as ours. rust-libp2p's default (the peer id in base58,
+/// then the number in decimal) names them differently, and costs a base58
+/// encoding for every copy received.
+pub(crate) fn message_id(message: &gossipsub::Message) -> gossipsub::MessageId {
+    let mut id = message.source.map(PeerId::to_bytes).unwrap_or_default();
+    if let Some(sequence_number) = message.sequence_number {
+        id.extend_from_slice(&sequence_number.to_be_bytes());
+    }
+    gossipsub::MessageId::new(&id)
+}
+
 /// Builds a swarm: TCP + Noise + yamux and QUIC, with identify, ping,
 /// GossipSub (signed, strict, application-validated) and, if asked,
 /// Kademlia in server mode under the subnet's own protocol name.
@@ -213,6 +229,7 @@ pub(crate) fn build(
         .heartbeat_interval(options.gossip_heartbeat)
         .history_length(history)
         .max_transmit_size(MAX_GOSSIP_SIZE)
+        .message_id_fn(message_id)
         .connection_handler_queue_len(options.gossip_queue.max(1))
         .build()
         .map_err(|e| transport(&e))?;
