@@ -8,9 +8,11 @@
 //! - the time until every node's address book holds every other node, asked
 //!   over the admin protocol as `subnet peers` does (every second, of the
 //!   nodes not yet complete);
-//! - each process's resident memory (`VmRSS` of `/proc/<pid>/status`) and
-//!   CPU time (`utime + stime` of `/proc/<pid>/stat`), every `--sample`
-//!   seconds;
+//! - each process's resident memory (`VmRSS` of `/proc/<pid>/status`, and
+//!   its private part `RssAnon`) every `--sample` seconds on the dot, read
+//!   apart from the slower asks below so that a mark such as 1 min is read
+//!   at 1 min; and its CPU time (`utime + stime` of `/proc/<pid>/stat`) at
+//!   each round of asks;
 //! - each node's traffic (`libp2p_bandwidth_bytes_total`, both directions)
 //!   and heartbeats received (`subnet_heartbeats_received_total`), scraped
 //!   from its `/metrics`;
@@ -66,7 +68,8 @@ pub(crate) struct ScaleArgs {
     /// Seconds to measure for, from the moment nodes 2..N are started.
     #[arg(long, default_value_t = 300)]
     duration: u64,
-    /// Seconds between two samples of memory, CPU, traffic and answers.
+    /// Seconds between two readings of memory (on the dot), and between
+    /// two rounds of CPU, traffic and answers (later if a round is slow).
     #[arg(long, default_value_t = 10)]
     sample: u64,
     /// Print the report as one JSON object.
@@ -102,10 +105,6 @@ struct Seen {
     alive: bool,
     /// Not a wrapped node (`--wrap`): its memory and CPU count.
     measured: bool,
-    rss_kib: u64,
-    /// The resident set's private part: the node's heap and stacks, not the
-    /// binary's pages that every node process shares.
-    anon_kib: u64,
     cpu_ticks: u64,
     bytes: f64,
     heartbeats: f64,
@@ -118,6 +117,51 @@ struct Seen {
 struct Sample {
     at: Duration,
     nodes: Vec<Seen>,
+}
+
+/// Every node's memory at one moment.
+struct Reading {
+    at: Duration,
+    /// By node; `None` once the process is gone (or a zombie).
+    nodes: Vec<Option<Memory>>,
+}
+
+/// A process's resident memory, KiB.
+#[derive(Clone, Copy)]
+struct Memory {
+    rss_kib: u64,
+    /// The resident set's private part: the node's heap and stacks, not the
+    /// binary's pages that every node process shares.
+    anon_kib: u64,
+}
+
+/// Reads every process's memory each `every`, on the dot, from `start`
+/// until `duration` has passed.
+async fn read_memory(
+    pids: Vec<u32>,
+    start: Instant,
+    every: Duration,
+    duration: Duration,
+) -> Vec<Reading> {
+    let mut readings = Vec::new();
+    let mut ticks = tokio::time::interval_at(start.into(), every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let at = start.elapsed();
+        let mut nodes = Vec::with_capacity(pids.len());
+        for &pid in &pids {
+            let usage = usage(pid);
+            nodes.push((usage.rss_kib > 0).then_some(Memory {
+                rss_kib: usage.rss_kib,
+                anon_kib: usage.anon_kib,
+            }));
+        }
+        readings.push(Reading { at, nodes });
+        if at >= duration {
+            return readings;
+        }
+    }
 }
 
 pub(crate) async fn run(args: ScaleArgs) -> Result<(), String> {
@@ -231,13 +275,14 @@ async fn measure(
     let client = observer
         .client::<Admin>()
         .with_config(subnet::Config::default().with_call_timeout(ASK_TIMEOUT));
-    let peers: Vec<PeerId> = processes.iter().map(|p| p.peer).collect();
+    // Base58 once, not for every book of every poll.
+    let peers: Vec<String> = processes.iter().map(|p| p.peer.to_string()).collect();
     let complete = |index: usize, book: &[subnet::admin::Peer]| {
         let known: HashSet<&str> = book.iter().map(|p| p.peer_id.as_str()).collect();
         peers
             .iter()
             .enumerate()
-            .all(|(i, peer)| i == index || known.contains(peer.to_string().as_str()))
+            .all(|(i, peer)| i == index || known.contains(peer.as_str()))
     };
     let addresses: Vec<Multiaddr> = processes.iter().map(|p| p.address.clone()).collect();
     let ask = |index: usize| {
@@ -252,100 +297,111 @@ async fn measure(
 
     let clock_tick = clock_ticks_per_second().await;
     let n = processes.len();
-    let mut complete_at: Vec<Option<Duration>> = vec![None; n];
-    let mut samples: Vec<Sample> = Vec::new();
     let duration = Duration::from_secs(args.duration);
     let every = Duration::from_secs(args.sample);
-    let mut next_sample = start;
-    loop {
-        let now = Instant::now();
-        if now >= next_sample {
-            let mut nodes: Vec<Seen> = Vec::with_capacity(n);
-            for (i, process) in processes.iter_mut().enumerate() {
-                let alive = matches!(process.child.try_wait(), Ok(None));
-                let measured = !(args.wrap.is_some() && i == 1);
-                let Usage {
-                    rss_kib,
-                    anon_kib,
-                    cpu_ticks,
-                } = if alive {
-                    usage(process.pid).await
-                } else {
-                    Usage::default()
-                };
-                nodes.push(Seen {
-                    alive,
-                    measured,
-                    rss_kib,
-                    anon_kib,
-                    cpu_ticks,
-                    ..Seen::default()
-                });
-            }
-            let ports: Vec<u16> = processes.iter().map(|p| p.metrics_port).collect();
-            let scraped: Vec<_> = stream::iter(ports.into_iter().enumerate())
-                .map(|(i, port)| async move { (i, scrape(port).await) })
-                .buffer_unordered(CONCURRENT_ASKS)
-                .collect()
-                .await;
-            for (i, scraped) in scraped {
-                if let Some(scraped) = scraped {
-                    nodes[i].scrape_ms = Some(scraped.ms);
-                    nodes[i].bytes = scraped.sum("libp2p_bandwidth_bytes_total");
-                    nodes[i].heartbeats = scraped.sum("subnet_heartbeats_received_total");
-                    nodes[i].peers = scraped.sum("subnet_connected_peers");
-                    nodes[i].gossip_dropped = scraped.sum("libp2p_gossipsub_failed_messages_sum");
+    let reader = read_memory(
+        processes.iter().map(|p| p.pid).collect(),
+        start,
+        every,
+        duration,
+    );
+    let mut complete_at: Vec<Option<Duration>> = vec![None; n];
+    let mut samples: Vec<Sample> = Vec::new();
+    let asks = async {
+        let mut next_sample = start;
+        loop {
+            let now = Instant::now();
+            if now >= next_sample {
+                let mut nodes: Vec<Seen> = Vec::with_capacity(n);
+                for (i, process) in processes.iter_mut().enumerate() {
+                    let alive = matches!(process.child.try_wait(), Ok(None));
+                    let measured = !(args.wrap.is_some() && i == 1);
+                    let cpu_ticks = if alive {
+                        usage(process.pid).cpu_ticks
+                    } else {
+                        0
+                    };
+                    nodes.push(Seen {
+                        alive,
+                        measured,
+                        cpu_ticks,
+                        ..Seen::default()
+                    });
                 }
-            }
-            let answers: Vec<_> = stream::iter(0..n)
-                .map(ask)
-                .buffer_unordered(CONCURRENT_ASKS)
-                .collect()
-                .await;
-            let at = start.elapsed();
-            for (i, took, answer) in answers {
-                if let Ok(answer) = answer {
-                    nodes[i].admin_ms = Some(took.as_secs_f64() * 1000.0);
-                    if complete_at[i].is_none() && complete(i, &answer.peers) {
-                        complete_at[i] = Some(at);
+                let ports: Vec<u16> = processes.iter().map(|p| p.metrics_port).collect();
+                let scraped: Vec<_> = stream::iter(ports.into_iter().enumerate())
+                    .map(|(i, port)| async move { (i, scrape(port).await) })
+                    .buffer_unordered(CONCURRENT_ASKS)
+                    .collect()
+                    .await;
+                for (i, scraped) in scraped {
+                    if let Some(scraped) = scraped {
+                        nodes[i].scrape_ms = Some(scraped.ms);
+                        nodes[i].bytes = scraped.sum("libp2p_bandwidth_bytes_total");
+                        nodes[i].heartbeats = scraped.sum("subnet_heartbeats_received_total");
+                        nodes[i].peers = scraped.sum("subnet_connected_peers");
+                        nodes[i].gossip_dropped =
+                            scraped.sum("libp2p_gossipsub_failed_messages_sum");
                     }
                 }
-            }
-            samples.push(Sample { at, nodes });
-            while next_sample <= Instant::now() {
-                next_sample += every;
-            }
-        }
-        if start.elapsed() >= duration {
-            break;
-        }
-        let incomplete: Vec<usize> = (0..n).filter(|&i| complete_at[i].is_none()).collect();
-        if !incomplete.is_empty() {
-            // Until the next sample is due: slow answers must not delay it.
-            let mut answers = stream::iter(incomplete)
-                .map(ask)
-                .buffer_unordered(CONCURRENT_ASKS);
-            let due = tokio::time::sleep_until(next_sample.into());
-            tokio::pin!(due);
-            loop {
-                tokio::select! {
-                    answer = answers.next() => {
-                        let Some((i, _, answer)) = answer else { break };
-                        if let Ok(answer) = answer
-                            && complete(i, &answer.peers)
-                        {
-                            complete_at[i] = Some(start.elapsed());
+                let answers: Vec<_> = stream::iter(0..n)
+                    .map(ask)
+                    .buffer_unordered(CONCURRENT_ASKS)
+                    .collect()
+                    .await;
+                let at = start.elapsed();
+                for (i, took, answer) in answers {
+                    if let Ok(answer) = answer {
+                        nodes[i].admin_ms = Some(took.as_secs_f64() * 1000.0);
+                        if complete_at[i].is_none() && complete(i, &answer.peers) {
+                            complete_at[i] = Some(at);
                         }
                     }
-                    _ = &mut due => break,
+                }
+                samples.push(Sample { at, nodes });
+                while next_sample <= Instant::now() {
+                    next_sample += every;
                 }
             }
+            if start.elapsed() >= duration {
+                break;
+            }
+            let incomplete: Vec<usize> = (0..n).filter(|&i| complete_at[i].is_none()).collect();
+            if !incomplete.is_empty() {
+                // Until the next sample is due: slow answers must not delay it.
+                let mut answers = stream::iter(incomplete)
+                    .map(ask)
+                    .buffer_unordered(CONCURRENT_ASKS);
+                let due = tokio::time::sleep_until(next_sample.into());
+                tokio::pin!(due);
+                loop {
+                    tokio::select! {
+                        answer = answers.next() => {
+                            let Some((i, _, answer)) = answer else { break };
+                            if let Ok(answer) = answer
+                                && complete(i, &answer.peers)
+                            {
+                                complete_at[i] = Some(start.elapsed());
+                            }
+                        }
+                        _ = &mut due => break,
+                    }
+                }
+            }
+            let wake = next_sample.min(Instant::now() + BOOK_POLL);
+            tokio::time::sleep_until(wake.into()).await;
         }
-        let wake = next_sample.min(Instant::now() + BOOK_POLL);
-        tokio::time::sleep_until(wake.into()).await;
-    }
+    };
+    let (readings, ()) = tokio::join!(reader, asks);
     observer.shutdown().await;
-    Ok(report(args, started_in, &complete_at, &samples, clock_tick))
+    Ok(report(
+        args,
+        started_in,
+        &complete_at,
+        &samples,
+        &readings,
+        clock_tick,
+    ))
 }
 
 /// Waits for a node to print its addresses and its metrics address.
@@ -433,10 +489,13 @@ struct Usage {
 }
 
 /// A process's resident memory and CPU time (proc(5)).
-async fn usage(pid: u32) -> Usage {
-    let status = tokio::fs::read_to_string(format!("/proc/{pid}/status"))
-        .await
-        .unwrap_or_default();
+///
+/// Read with blocking calls on purpose: the kernel writes these files as
+/// they are read, so a read never waits on a disk, while each read through
+/// tokio's blocking pool costs two thread wake-ups, and with hundreds of
+/// runnable threads on 2 cores 400 of them took over a minute.
+fn usage(pid: u32) -> Usage {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib = |field: &str| {
         status
             .lines()
@@ -444,9 +503,7 @@ async fn usage(pid: u32) -> Usage {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     };
-    let stat = tokio::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .await
-        .unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces): utime and
     // stime are the 14th and 15th fields of the line (proc(5)).
     let cpu = stat
@@ -528,20 +585,24 @@ fn max(values: impl Iterator<Item = f64>) -> f64 {
 
 const MIB: f64 = 1024.0;
 
-/// A sample's resident memory per measured node, MiB: the mean and the
-/// largest of all of it and of its private part.
-fn memory_fields(sample: &Sample) -> serde_json::Map<String, serde_json::Value> {
+/// A reading's resident memory per live node, MiB, at `at_s`: the mean
+/// and the largest of all of it and of its private part, and how many
+/// nodes were alive. Node 2 is left out if it is `wrapped` (`--wrap`).
+fn memory_fields(reading: &Reading, wrapped: bool) -> serde_json::Map<String, serde_json::Value> {
+    let alive = || {
+        let measured = reading.nodes.iter().enumerate();
+        measured.filter_map(move |(i, m)| if wrapped && i == 1 { None } else { *m })
+    };
     let mut fields = serde_json::Map::new();
-    let mut part = |name: &str, kib: fn(&Seen) -> u64| {
-        let mib = || {
-            let alive = sample.nodes.iter().filter(|s| s.alive && s.measured);
-            alive.map(move |s| kib(s) as f64 / MIB)
-        };
+    fields.insert("at_s".into(), json!(round(reading.at.as_secs_f64(), 1)));
+    fields.insert("alive".into(), json!(alive().count()));
+    let mut part = |name: &str, kib: fn(&Memory) -> u64| {
+        let mib = || alive().map(|m| kib(&m) as f64 / MIB);
         fields.insert(format!("{name}_mean_mib"), json!(round(mean(mib()), 1)));
         fields.insert(format!("{name}_max_mib"), json!(round(max(mib()), 1)));
     };
-    part("rss", |s| s.rss_kib);
-    part("anon", |s| s.anon_kib);
+    part("rss", |m| m.rss_kib);
+    part("anon", |m| m.anon_kib);
     fields
 }
 
@@ -551,6 +612,7 @@ fn report(
     started_in: Duration,
     complete_at: &[Option<Duration>],
     samples: &[Sample],
+    readings: &[Reading],
     clock_tick: f64,
 ) -> (serde_json::Value, Option<String>) {
     let n = complete_at.len();
@@ -566,28 +628,32 @@ fn report(
             .unwrap_or_default()
     });
     let sample_at = |mark: Duration| samples.iter().find(|s| s.at >= mark);
+    let wrapped = args.wrap.is_some();
+    // A mark's reading: the first at or after it (read on the dot, so
+    // within milliseconds of it unless the machine stalls the reader).
+    let reading_at = |mark: Duration| readings.iter().find(|r| r.at >= mark);
+    let mark = |at: Duration, reading: &Reading| {
+        let mut fields = memory_fields(reading, wrapped);
+        fields.insert("read_at_s".into(), fields["at_s"].clone());
+        let at_s = if at.subsec_nanos() == 0 {
+            json!(at.as_secs()) // a mark: whole seconds, as in MEMORY_MARKS
+        } else {
+            json!(round(at.as_secs_f64(), 1))
+        };
+        fields.insert("at_s".into(), at_s);
+        serde_json::Value::Object(fields)
+    };
     let memory: Vec<serde_json::Value> = MEMORY_MARKS
         .iter()
-        .filter_map(|&mark| {
-            let sample = sample_at(Duration::from_secs(mark))?;
-            let mut fields = memory_fields(sample);
-            fields.insert("at_s".into(), json!(mark));
-            fields.insert(
-                "sampled_at_s".into(),
-                json!(round(sample.at.as_secs_f64(), 1)),
-            );
-            Some(serde_json::Value::Object(fields))
-        })
+        .map(|&s| Duration::from_secs(s))
+        .filter_map(|at| Some(mark(at, reading_at(at)?)))
         .collect();
-    let series: Vec<serde_json::Value> = samples
+    // Once every node has joined: the first reading after the last book
+    // completed, where growth from joining ends.
+    let joined = all_complete.and_then(|at| Some(mark(at, reading_at(at)?)));
+    let series: Vec<serde_json::Value> = readings
         .iter()
-        .map(|sample| {
-            let mut fields = memory_fields(sample);
-            fields.insert("at_s".into(), json!(round(sample.at.as_secs_f64(), 1)));
-            let alive = sample.nodes.iter().filter(|s| s.alive && s.measured);
-            fields.insert("alive".into(), json!(alive.count()));
-            serde_json::Value::Object(fields)
-        })
+        .map(|reading| serde_json::Value::Object(memory_fields(reading, wrapped)))
         .collect();
     // Steady state: from 1 min on if the run is at least 2 min long,
     // else from the first sample.
@@ -648,6 +714,7 @@ fn report(
         "books_incomplete": incomplete,
         "dead": dead,
         "memory": memory,
+        "memory_when_books_complete": joined,
         "samples": series,
         "steady_window_s": round(window, 1),
         "cpu_core_percent_mean": round(cpu_core_percent, 1),
@@ -696,9 +763,14 @@ fn print_table(report: &serde_json::Value) {
     }
     println!("  dead nodes: {}", field("dead"));
     println!("  resident memory per node (MiB), all / private (anonymous):");
-    for mark in report["memory"].as_array().into_iter().flatten() {
+    let marks = report["memory"].as_array().into_iter().flatten();
+    let joined = report["memory_when_books_complete"].as_object();
+    for (label, mark) in marks
+        .map(|m| ("", m))
+        .chain(joined.map(|_| (" (books complete)", &report["memory_when_books_complete"])))
+    {
         println!(
-            "    at {:>4} s: mean {:>6} / {:>6}, max {:>6} / {:>6}",
+            "    at {:>5} s: mean {:>6} / {:>6}, max {:>6} / {:>6}{label}",
             mark["at_s"],
             mark["rss_mean_mib"],
             mark["anon_mean_mib"],
