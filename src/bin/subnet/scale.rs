@@ -23,9 +23,10 @@
 //! fails (exit 1, after the report) if a node died or a book was still
 //! incomplete at the end.
 //!
-//! Every process is stopped on every exit path: SIGTERM at the end (SIGKILL
-//! for those still running 10 s later), SIGKILL on an error, on Ctrl-C or
-//! SIGTERM, or if this command panics (each child is killed when dropped).
+//! Every process is stopped on every exit path: SIGTERM at the end, on an
+//! error and on Ctrl-C or SIGTERM (SIGKILL for those still running 10 s
+//! later), SIGKILL if this command panics (each child is killed when
+//! dropped).
 
 use std::{
     collections::HashSet,
@@ -149,14 +150,7 @@ async fn read_memory(
     loop {
         ticks.tick().await;
         let at = start.elapsed();
-        let mut nodes = Vec::with_capacity(pids.len());
-        for &pid in &pids {
-            let usage = usage(pid);
-            nodes.push((usage.rss_kib > 0).then_some(Memory {
-                rss_kib: usage.rss_kib,
-                anon_kib: usage.anon_kib,
-            }));
-        }
+        let nodes = pids.iter().map(|&pid| memory(pid)).collect();
         readings.push(Reading { at, nodes });
         if at >= duration {
             return readings;
@@ -316,11 +310,7 @@ async fn measure(
                 for (i, process) in processes.iter_mut().enumerate() {
                     let alive = matches!(process.child.try_wait(), Ok(None));
                     let measured = !(args.wrap.is_some() && i == 1);
-                    let cpu_ticks = if alive {
-                        usage(process.pid).cpu_ticks
-                    } else {
-                        0
-                    };
+                    let cpu_ticks = if alive { cpu_ticks(process.pid) } else { 0 };
                     nodes.push(Seen {
                         alive,
                         measured,
@@ -477,48 +467,40 @@ async fn stop(processes: &mut [Process]) {
     }
 }
 
-/// What one process uses.
-#[derive(Default)]
-struct Usage {
-    /// Resident memory (`VmRSS`), KiB.
-    rss_kib: u64,
-    /// Its anonymous part (`RssAnon`), KiB.
-    anon_kib: u64,
-    /// CPU time, clock ticks.
-    cpu_ticks: u64,
-}
+// `/proc` is read with blocking calls on purpose: the kernel writes these
+// files as they are read, so a read never waits on a disk, while each read
+// through tokio's blocking pool costs two thread wake-ups, and with
+// hundreds of runnable threads on 2 cores 400 of them took over a minute.
 
-/// A process's resident memory and CPU time (proc(5)).
-///
-/// Read with blocking calls on purpose: the kernel writes these files as
-/// they are read, so a read never waits on a disk, while each read through
-/// tokio's blocking pool costs two thread wake-ups, and with hundreds of
-/// runnable threads on 2 cores 400 of them took over a minute.
-fn usage(pid: u32) -> Usage {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+/// A process's resident memory (`VmRSS` and `RssAnon` of
+/// `/proc/<pid>/status`, proc(5)); `None` once it is gone or a zombie.
+fn memory(pid: u32) -> Option<Memory> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib = |field: &str| {
         status
             .lines()
             .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
     };
+    Some(Memory {
+        rss_kib: kib("VmRSS:")?,
+        anon_kib: kib("RssAnon:")?,
+    })
+}
+
+/// A process's CPU time, clock ticks: `utime + stime` of `/proc/<pid>/stat`
+/// (proc(5)); 0 if it cannot be read.
+fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces): utime and
-    // stime are the 14th and 15th fields of the line (proc(5)).
-    let cpu = stat
-        .rsplit_once(')')
+    // stime are the 14th and 15th fields of the line.
+    stat.rsplit_once(')')
         .map(|(_, rest)| {
             let fields: Vec<&str> = rest.split_whitespace().collect();
             let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
             field(11).unwrap_or(0) + field(12).unwrap_or(0)
         })
-        .unwrap_or(0);
-    Usage {
-        rss_kib: kib("VmRSS:"),
-        anon_kib: kib("RssAnon:"),
-        cpu_ticks: cpu,
-    }
+        .unwrap_or(0)
 }
 
 async fn clock_ticks_per_second() -> f64 {
@@ -632,25 +614,21 @@ fn report(
     // A mark's reading: the first at or after it (read on the dot, so
     // within milliseconds of it unless the machine stalls the reader).
     let reading_at = |mark: Duration| readings.iter().find(|r| r.at >= mark);
-    let mark = |at: Duration, reading: &Reading| {
+    // The reading's own time as `read_at_s`, the mark's as `at_s`.
+    let mark = |at_s: serde_json::Value, reading: &Reading| {
         let mut fields = memory_fields(reading, wrapped);
-        fields.insert("read_at_s".into(), fields["at_s"].clone());
-        let at_s = if at.subsec_nanos() == 0 {
-            json!(at.as_secs()) // a mark: whole seconds, as in MEMORY_MARKS
-        } else {
-            json!(round(at.as_secs_f64(), 1))
-        };
-        fields.insert("at_s".into(), at_s);
+        let read_at = fields.insert("at_s".into(), at_s);
+        fields.insert("read_at_s".into(), read_at.into());
         serde_json::Value::Object(fields)
     };
     let memory: Vec<serde_json::Value> = MEMORY_MARKS
         .iter()
-        .map(|&s| Duration::from_secs(s))
-        .filter_map(|at| Some(mark(at, reading_at(at)?)))
+        .filter_map(|&s| Some(mark(json!(s), reading_at(Duration::from_secs(s))?)))
         .collect();
     // Once every node has joined: the first reading after the last book
     // completed, where growth from joining ends.
-    let joined = all_complete.and_then(|at| Some(mark(at, reading_at(at)?)));
+    let joined =
+        all_complete.and_then(|at| Some(mark(json!(round(at.as_secs_f64(), 1)), reading_at(at)?)));
     let series: Vec<serde_json::Value> = readings
         .iter()
         .map(|reading| serde_json::Value::Object(memory_fields(reading, wrapped)))
@@ -763,19 +741,23 @@ fn print_table(report: &serde_json::Value) {
     }
     println!("  dead nodes: {}", field("dead"));
     println!("  resident memory per node (MiB), all / private (anonymous):");
-    let marks = report["memory"].as_array().into_iter().flatten();
-    let joined = report["memory_when_books_complete"].as_object();
-    for (label, mark) in marks
-        .map(|m| ("", m))
-        .chain(joined.map(|_| (" (books complete)", &report["memory_when_books_complete"])))
-    {
+    // The marks, and the reading after the last book completed, in time.
+    let mut lines: Vec<(f64, String, &serde_json::Value)> = report["memory"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| (m["read_at_s"].as_f64().unwrap_or(0.0), String::new(), m))
+        .collect();
+    let joined = &report["memory_when_books_complete"];
+    if let Some(read_at) = joined["read_at_s"].as_f64() {
+        let label = format!(" (books complete at {} s)", joined["at_s"]);
+        lines.push((read_at, label, joined));
+    }
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (read_at, label, mark) in lines {
         println!(
-            "    at {:>5} s: mean {:>6} / {:>6}, max {:>6} / {:>6}{label}",
-            mark["at_s"],
-            mark["rss_mean_mib"],
-            mark["anon_mean_mib"],
-            mark["rss_max_mib"],
-            mark["anon_max_mib"]
+            "    at {read_at:>5} s: mean {:>6} / {:>6}, max {:>6} / {:>6}{label}",
+            mark["rss_mean_mib"], mark["anon_mean_mib"], mark["rss_max_mib"], mark["anon_max_mib"]
         );
     }
     println!(
