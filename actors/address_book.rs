@@ -9,17 +9,16 @@
 //! `registry_timeout`, or panics, counts as a failed read: the next refresh
 //! tries again, and the book and the gate keep what the last good read gave.
 
-use std::{panic::AssertUnwindSafe, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
-use futures::FutureExt;
-use libp2p::{Multiaddr, PeerId};
+use libp2p::PeerId;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::broadcast;
 
 use crate::{
     discovery::{
-        address_book::{AddressBook, Config, Event, Source},
-        registry::{Member, Registry, RegistryError},
+        address_book::{AddressBook, Config, Event, Source, Update},
+        registry::{self, Member, Registry, RegistryError},
     },
     metrics::Metrics,
     streams::gate::Gate,
@@ -31,31 +30,8 @@ pub const EVENT_BUFFER: usize = 1024;
 /// What the `AddressBookActor` does.
 #[derive(Debug)]
 pub enum AddressBookMessage {
-    /// Merge addresses a source learned.
-    Add {
-        /// The peer.
-        peer: PeerId,
-        /// Its addresses.
-        addresses: Vec<Multiaddr>,
-        /// Where they came from.
-        source: Source,
-        /// Its subnet node id, if the source knows it.
-        subnet_node_id: Option<u64>,
-    },
-    /// A dial to `address` succeeded.
-    Confirmed {
-        /// The peer.
-        peer: PeerId,
-        /// The address that worked.
-        address: Multiaddr,
-    },
-    /// Dials to these addresses failed.
-    DialFailed {
-        /// The peer.
-        peer: PeerId,
-        /// The addresses that failed.
-        addresses: Vec<Multiaddr>,
-    },
+    /// What a source learned, or how a dial went.
+    Update(Update),
     /// Subscribe to change events.
     Subscribe {
         /// Answered with a receiver of every later change.
@@ -69,15 +45,36 @@ pub enum AddressBookMessage {
     RetryRegistry,
     /// The outcome of a registry read.
     RegistryRead(Result<Vec<Member>, Arc<RegistryError>>),
-    /// `message`, holding one of its sender's slots until it is handled:
+    /// `update`, holding one of its sender's slots until it is handled:
     /// a sender that repeats itself (heartbeats) bounds how many of its
-    /// messages wait in this actor's mailbox by its number of slots.
+    /// updates wait in this actor's mailbox by its number of slots.
     Held {
-        /// The message.
-        message: Box<AddressBookMessage>,
-        /// Released once the message is handled.
+        /// The update.
+        update: Update,
+        /// Released once the update is handled.
         slot: tokio::sync::OwnedSemaphorePermit,
     },
+}
+
+impl From<Update> for AddressBookMessage {
+    fn from(update: Update) -> Self {
+        Self::Update(update)
+    }
+}
+
+/// Gives an update back when the mailbox refused it (see
+/// `ActorRef::get_derived`).
+impl TryFrom<AddressBookMessage> for Update {
+    type Error = AddressBookMessage;
+
+    fn try_from(message: AddressBookMessage) -> Result<Self, Self::Error> {
+        match message {
+            AddressBookMessage::Update(update) | AddressBookMessage::Held { update, .. } => {
+                Ok(update)
+            }
+            other => Err(other),
+        }
+    }
 }
 
 /// The single writer of the address book. Its fields are the actor's
@@ -161,33 +158,11 @@ impl Actor for AddressBookActor {
     ) -> Result<(), ActorProcessingErr> {
         let book = &self.book;
         let config = &self.config;
-        let (message, _slot) = match message {
-            AddressBookMessage::Held { message, slot } => (*message, Some(slot)),
-            message => (message, None),
-        };
         match message {
-            AddressBookMessage::Add {
-                peer,
-                addresses,
-                source,
-                subnet_node_id,
-            } => {
-                if peer != self.local_peer {
-                    let events = book.merge(
-                        peer,
-                        addresses,
-                        source,
-                        subnet_node_id,
-                        config,
-                        Instant::now(),
-                    );
-                    self.publish(&state.events, events);
-                }
+            AddressBookMessage::Update(update) | AddressBookMessage::Held { update, .. } => {
+                let events = book.apply(update, config, self.local_peer, Instant::now());
+                self.publish(&state.events, events);
             }
-            AddressBookMessage::Confirmed { peer, address } => {
-                book.confirm(&peer, &address, Instant::now())
-            }
-            AddressBookMessage::DialFailed { peer, addresses } => book.demote(&peer, &addresses),
             AddressBookMessage::Subscribe { reply } => {
                 let _ = reply.send(state.events.subscribe());
             }
@@ -211,17 +186,9 @@ impl Actor for AddressBookActor {
                     let registry = registry.clone();
                     let timeout = config.registry_timeout();
                     tokio::spawn(async move {
-                        // Inside the async block, so that a panic before the
-                        // backend's future exists is caught too.
-                        let read = AssertUnwindSafe(async move { registry.members().await })
-                            .catch_unwind();
-                        let read = match tokio::time::timeout(timeout, read).await {
-                            Ok(Ok(read)) => read,
-                            Ok(Err(panic)) => Err(RegistryError::Panicked(panic_message(&panic))),
-                            Err(_) => Err(RegistryError::Timeout(timeout)),
-                        };
-                        let read = read.map_err(Arc::new);
-                        let _ = myself.cast(AddressBookMessage::RegistryRead(read));
+                        let read = registry::read_within(&*registry, timeout).await;
+                        let _ =
+                            myself.cast(AddressBookMessage::RegistryRead(read.map_err(Arc::new)));
                     });
                 }
             }
@@ -233,24 +200,7 @@ impl Actor for AddressBookActor {
                         state.registry_read = true;
                         state.registry_retry = FIRST_REGISTRY_RETRY;
                         self.gate.set_members(members.iter().map(|m| m.peer_id));
-                        let listed: std::collections::HashMap<PeerId, Vec<Multiaddr>> = members
-                            .iter()
-                            .map(|m| (m.peer_id, m.addresses.clone()))
-                            .collect();
-                        let mut events = book.unlist(&listed);
-                        for member in members {
-                            if member.peer_id == self.local_peer {
-                                continue;
-                            }
-                            events.extend(book.merge(
-                                member.peer_id,
-                                member.addresses,
-                                Source::Registry,
-                                Some(member.subnet_node_id),
-                                config,
-                                Instant::now(),
-                            ));
-                        }
+                        let events = book.relist(members, self.local_peer, config, Instant::now());
                         self.publish(&state.events, events);
                     }
                     Err(error) => {
@@ -272,10 +222,6 @@ impl Actor for AddressBookActor {
                         }
                     }
                 }
-            }
-            // Senders hold one message, never a held one.
-            AddressBookMessage::Held { .. } => {
-                tracing::debug!("a held message held another: dropped");
             }
         }
         Ok(())
@@ -299,13 +245,4 @@ impl AddressBookActor {
             let _ = sender.send(event);
         }
     }
-}
-
-/// The text of a caught panic.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned())
 }

@@ -19,20 +19,18 @@ use std::{
 use libp2p::{PeerId, gossipsub::MessageAcceptance};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::{
-    address_book::AddressBookMessage,
-    swarm::{GossipMessage, SwarmMessage},
-};
+use super::address_book::AddressBookMessage;
 use crate::{
     discovery::{
-        address_book::{AddressBook, Source},
+        address_book::{AddressBook, Source, Update},
         heartbeat::{self, Config, Rejection},
         template_heartbeat,
     },
     metrics::Metrics,
+    multiaddr::is_believable,
     reputation::{Reputation, Violation},
     streams::gate::{Gate, Membership},
-    swarm::addresses::{ListenAddresses, is_believable},
+    swarm::{Command, GossipMessage, addresses::ListenAddresses},
 };
 
 /// Peers whose last sequence is remembered (for replay checks).
@@ -89,7 +87,7 @@ pub struct HeartbeatActor {
     /// advertises at the time.
     pub(crate) addresses: ListenAddresses,
     /// Where heartbeats are published and verdicts reported.
-    pub(crate) swarm: ActorRef<SwarmMessage>,
+    pub(crate) swarm: ActorRef<Command>,
     /// Where accepted heartbeats' addresses go.
     pub(crate) address_book: ActorRef<AddressBookMessage>,
     /// The book's read view: the node ids the registry gives.
@@ -226,7 +224,7 @@ impl HeartbeatActor {
         state.stats.published += 1;
         self.metrics.heartbeat_published();
         state.stats.published_bytes += data.len() as u64;
-        self.swarm.cast(SwarmMessage::Publish {
+        self.swarm.cast(Command::Publish {
             topic: self.topic.clone(),
             data,
             retain: true,
@@ -244,7 +242,7 @@ impl HeartbeatActor {
                 SystemTime::now(),
             );
             state.stats.template_published += 1;
-            self.swarm.cast(SwarmMessage::Publish {
+            self.swarm.cast(Command::Publish {
                 topic: template_heartbeat::TOPIC.to_owned(),
                 data,
                 retain: false,
@@ -324,12 +322,12 @@ impl HeartbeatActor {
                 }
                 if let Ok(slot) = state.book_slots.clone().try_acquire_owned() {
                     self.address_book.cast(AddressBookMessage::Held {
-                        message: Box::new(AddressBookMessage::Add {
+                        update: Update::Learned {
                             peer: accepted.peer,
                             addresses: Vec::new(),
                             source: Source::Heartbeat,
                             subnet_node_id: Some(accepted.subnet_node_id),
-                        }),
+                        },
                         slot,
                     })?;
                 } else {
@@ -482,12 +480,12 @@ impl HeartbeatActor {
         };
         signer.booked = Some((digest, now));
         self.address_book.cast(AddressBookMessage::Held {
-            message: Box::new(AddressBookMessage::Add {
+            update: Update::Learned {
                 peer,
                 addresses,
                 source: Source::Heartbeat,
                 subnet_node_id: Some(subnet_node_id),
-            }),
+            },
             slot,
         })?;
         Ok(())

@@ -39,8 +39,7 @@
 //! `Node::shutdown` first.
 
 use std::{
-    collections::VecDeque,
-    sync::{Arc, RwLock},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -48,9 +47,10 @@ use libp2p::{Multiaddr, PeerId, gossipsub::IdentTopic};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use super::{
-    address_book::{AddressBookActor, AddressBookMessage},
+    ActorsCell, NodeActors,
+    address_book::AddressBookActor,
     heartbeat::{HeartbeatActor, HeartbeatMessage},
-    swarm::{GossipPort, SwarmActor, SwarmMessage},
+    swarm::SwarmActor,
 };
 use crate::{
     discovery::{
@@ -61,7 +61,8 @@ use crate::{
     },
     metrics::Metrics,
     streams::{gate::Gate, shared::Shared},
-    swarm::{Built, addresses::ListenAddresses},
+    supervision::{Ended, Restarts, StopChildren, is},
+    swarm::{self, Built, Command, GossipPort, addresses::ListenAddresses, event_loop::Handles},
 };
 
 /// Time allowed to each core child to stop on a graceful shutdown.
@@ -77,27 +78,6 @@ const MAX_BOOK_REFRESH: Duration = Duration::from_secs(15);
 
 /// The window [`MAX_RESTARTS`] counts in: 60 s.
 pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
-
-/// The node's long-lived actors.
-#[derive(Debug, Clone)]
-pub struct NodeActors {
-    /// Owns the swarm.
-    pub swarm: ActorRef<SwarmMessage>,
-    /// Writes the address book.
-    pub address_book: ActorRef<AddressBookMessage>,
-    /// Publishes and validates heartbeats, if enabled.
-    pub heartbeat: Option<ActorRef<HeartbeatMessage>>,
-}
-
-/// The node's actors as they are now, shared by the supervisor (which
-/// writes it) and the node's handles; `None` before start and after stop.
-pub(crate) type ActorsCell = Arc<RwLock<Option<NodeActors>>>;
-
-impl NodeActors {
-    pub(crate) fn cell() -> ActorsCell {
-        Arc::new(RwLock::new(None))
-    }
-}
 
 /// The `NodeSupervisor` takes no messages: its children and the shared
 /// actors cell are its whole interface.
@@ -115,14 +95,11 @@ pub struct NodeSupervisor {
     pub(crate) gate: Gate,
     pub(crate) heartbeat: Option<heartbeat::Config>,
     pub(crate) bootstrap: Vec<(PeerId, Multiaddr)>,
-    pub(crate) min_peers: usize,
-    pub(crate) max_peers: usize,
-    pub(crate) trim_grace: Duration,
+    /// The swarm's settings, handed whole to the swarm actor.
+    pub(crate) swarm: swarm::Config,
     pub(crate) metrics: Metrics,
     /// Where the swarm publishes received GossipSub messages.
     pub(crate) gossip: GossipPort,
-    /// Relays to reserve a slot on.
-    pub(crate) relays: Vec<Multiaddr>,
     /// What the streams layer shares (its connections).
     pub(crate) shared: Arc<Shared>,
     /// How long protocols let running handlers finish on shutdown.
@@ -143,8 +120,8 @@ impl std::fmt::Debug for NodeSupervisor {
 #[derive(Debug)]
 pub struct NodeState {
     actors: NodeActors,
-    /// When the heartbeat actor was restarted, within the last window.
-    restarts: VecDeque<Instant>,
+    /// The heartbeat actor's restarts within the last window.
+    restarts: Restarts,
     /// Emptied when the state goes, however the supervisor ends (ractor
     /// skips `post_stop` when it fails).
     published: ActorsCell,
@@ -180,18 +157,23 @@ impl Actor for NodeSupervisor {
         let (address_book, _) = Actor::spawn_linked(None, book, (), myself.get_cell()).await?;
         started.0.push(address_book.get_cell());
         let swarm_actor = SwarmActor {
-            address_book: address_book.clone(),
+            config: self.swarm.clone(),
+        };
+        let metrics = self.metrics.clone();
+        let handles = Handles {
             book: self.book.clone(),
-            min_peers: self.min_peers,
-            max_peers: self.max_peers,
-            trim_grace: self.trim_grace,
+            updates: address_book.get_derived(),
             gossip: self.gossip.clone(),
+            overloaded: Box::new(move || {
+                metrics.heartbeat_rejected(heartbeat::Rejection::Overloaded.name())
+            }),
             listen_addrs: self.listen_addrs.clone(),
             shared: self.shared.clone(),
-            relays: self.relays.clone(),
             metrics: self.metrics.clone(),
         };
-        let (swarm, _) = Actor::spawn_linked(None, swarm_actor, swarm, myself.get_cell()).await?;
+        let arguments = (swarm, handles);
+        let (swarm, _) =
+            Actor::spawn_linked(None, swarm_actor, arguments, myself.get_cell()).await?;
         started.0.push(swarm.get_cell());
         let mut state = NodeState {
             actors: NodeActors {
@@ -199,12 +181,12 @@ impl Actor for NodeSupervisor {
                 address_book,
                 heartbeat: None,
             },
-            restarts: VecDeque::new(),
+            restarts: Restarts::new(MAX_RESTARTS, RESTART_WINDOW),
             published: self.actors.clone(),
         };
         self.start_heartbeat(&myself, &mut state).await?;
         if !self.bootstrap.is_empty() {
-            state.actors.swarm.cast(SwarmMessage::Bootstrap {
+            state.actors.swarm.cast(Command::Bootstrap {
                 peers: self.bootstrap.clone(),
             })?;
         }
@@ -249,15 +231,7 @@ impl Actor for NodeSupervisor {
             state.actors.heartbeat = None;
             self.publish_actors(&state.actors);
             self.metrics.actor_failed("heartbeat");
-            let now = Instant::now();
-            while state
-                .restarts
-                .front()
-                .is_some_and(|at| now.duration_since(*at) > RESTART_WINDOW)
-            {
-                state.restarts.pop_front();
-            }
-            if state.restarts.len() >= MAX_RESTARTS {
+            if !state.restarts.allow(Instant::now()) {
                 tracing::error!(
                     "the heartbeat actor {ended}, past its restart budget: the node fails"
                 );
@@ -267,7 +241,6 @@ impl Actor for NodeSupervisor {
                 .into());
             }
             tracing::warn!("the heartbeat actor {ended}; restarting it");
-            state.restarts.push_back(now);
             self.start_heartbeat(&myself, state).await?;
             self.metrics.actor_restarted("heartbeat");
             return Ok(());
@@ -316,33 +289,6 @@ impl Actor for NodeSupervisor {
     }
 }
 
-/// Stops the children a failed or abandoned start left running.
-struct StopChildren(Vec<ActorCell>);
-
-impl Drop for StopChildren {
-    fn drop(&mut self) {
-        for child in self.0.drain(..) {
-            child.stop(Some("the node's start failed".into()));
-        }
-    }
-}
-
-/// How a child ended.
-enum Ended {
-    Failed(String),
-    Stopped(Option<String>),
-}
-
-impl std::fmt::Display for Ended {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Ended::Failed(error) => write!(f, "failed: {error}"),
-            Ended::Stopped(Some(reason)) => write!(f, "stopped: {reason}"),
-            Ended::Stopped(None) => f.write_str("stopped"),
-        }
-    }
-}
-
 impl NodeSupervisor {
     /// Starts the heartbeat actor, if heartbeats are on, and subscribes it
     /// to the heartbeat topic's gossip.
@@ -386,8 +332,4 @@ impl NodeSupervisor {
     fn publish_actors(&self, actors: &NodeActors) {
         *self.actors.write().expect("actors lock poisoned") = Some(actors.clone());
     }
-}
-
-fn is<M: ractor::Message>(cell: &ActorCell, actor: &ActorRef<M>) -> bool {
-    cell.get_id() == actor.get_id()
 }

@@ -8,8 +8,9 @@ use std::num::NonZeroU32;
 
 use crate::{
     context::RequestContext,
-    discovery::address_book::{AddressBook, is_loopback},
+    discovery::address_book::AddressBook,
     error::HandlerError,
+    multiaddr::is_loopback,
     protocol::{Config, Protocol, RateLimit},
 };
 

@@ -146,7 +146,7 @@ proptest! {
     ) {
         if let Some(answer) = peer_exchange::parse_answer(Bytes::from(bytes), signer(), local) {
             prop_assert!(answer.addresses.len() <= peer_exchange::MAX_ANSWER_ADDRESSES);
-            prop_assert!(answer.addresses.iter().all(|a| crate::swarm::addresses::is_believable(a, local)));
+            prop_assert!(answer.addresses.iter().all(|a| crate::multiaddr::is_believable(a, local)));
             prop_assert_ne!(answer.subnet_node_id, Some(0));
         }
     }

@@ -303,14 +303,14 @@ impl Reputation {
         if state.told.len() >= MAX_TOLD {
             state.told.pop_front();
         }
-        let address = crate::discovery::address_book::without_peer_id(address.clone());
+        let address = crate::multiaddr::without_peer_id(address.clone());
         state.told.push_back(((peer, address), by));
     }
 
     /// A dial of `peer` at `address` reached another identity: whoever
     /// told that address, if known, committed [`Violation::WrongPeerId`].
     pub(crate) fn wrong_peer_id(&self, peer: PeerId, address: &Multiaddr) {
-        let address = crate::discovery::address_book::without_peer_id(address.clone());
+        let address = crate::multiaddr::without_peer_id(address.clone());
         let teller = {
             let mut state = self.state();
             let at = state

@@ -13,20 +13,21 @@ use tokio::time::{Instant, timeout_at};
 
 use super::error::{CallError, Phase, exchange_failed, open_failed};
 use crate::{
-    actors::swarm::SwarmMessage,
     destination::Destination,
     discovery::{address_book::Source, lookup::Lookup},
+    multiaddr::relay_of,
     streams::{
         outbound::{OpenError, OutboundStream, Progress, Transfer},
         shared::Shared,
     },
+    swarm::Command,
 };
 
 /// Connects callers to peers. Shared by a node's clients.
 #[derive(Debug)]
 pub(crate) struct Connector {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) swarm: ActorRef<SwarmMessage>,
+    pub(crate) swarm: ActorRef<Command>,
     pub(crate) lookup: Lookup,
 }
 
@@ -201,7 +202,7 @@ impl Connector {
     ) -> Result<(), CallError> {
         let dial = async {
             ractor::call!(self.swarm, |reply: RpcReplyPort<_>| {
-                SwarmMessage::Dial {
+                Command::Dial {
                     peer,
                     addresses,
                     reply,
@@ -218,23 +219,4 @@ impl Connector {
             .map_err(|_| CallError::NodeStopped)?
             .map_err(|source| CallError::DialFailed { peer, source })
     }
-}
-
-/// The relay of a circuit address (`<relay address>/p2p/<relay>/p2p-circuit/...`):
-/// its peer id and address.
-fn relay_of(address: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
-    use libp2p::multiaddr::Protocol;
-    let mut relay = Multiaddr::empty();
-    let mut relay_peer = None;
-    for protocol in address.iter() {
-        match protocol {
-            Protocol::P2pCircuit => return relay_peer.map(|peer| (peer, relay)),
-            Protocol::P2p(peer) => {
-                relay_peer = Some(peer);
-                relay.push(protocol);
-            }
-            other => relay.push(other),
-        }
-    }
-    None
 }

@@ -2,19 +2,27 @@
 //!
 //! [`AddressBook`] is the shared read view (a `DashMap`): the swarm resolves
 //! dials through it and callers look peers up without a message round trip.
-//! Every write goes through the
-//! [`AddressBookActor`](crate::actors::address_book::AddressBookActor), which
+//! Every write goes through one writer (the address book actor), which
 //! serialises merges, confirmations, demotions, expiry and eviction, and
-//! publishes change [`Event`]s.
+//! publishes change [`Event`]s; sources send it an [`Update`].
+//!
+//! - `config`: limits and time-to-lives ([`Config`]).
+//! - `update`: what the writer is told ([`Update`], [`Updates`]).
 
-use std::{
-    collections::HashMap,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use dashmap::DashMap;
-use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
+use libp2p::{Multiaddr, PeerId};
+
+pub use self::{
+    config::Config,
+    update::{Update, Updates},
+};
+use super::registry::Member;
+use crate::multiaddr::without_peer_id;
+
+mod config;
+mod update;
 
 /// Where an address was learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -157,116 +165,6 @@ pub enum Event {
     },
 }
 
-/// Limits of the address book.
-#[derive(Debug, Clone)]
-pub struct Config {
-    ttl: HashMap<Source, Option<Duration>>,
-    max_peers: usize,
-    max_addresses_per_peer: usize,
-    expiry_interval: Duration,
-    registry_refresh: Duration,
-    registry_timeout: Duration,
-}
-
-impl Config {
-    /// Peers kept at most; beyond, the least recently confirmed is evicted.
-    pub const DEFAULT_MAX_PEERS: usize = 10_000;
-    /// Addresses kept per peer; beyond, the least recently confirmed goes.
-    pub const DEFAULT_MAX_ADDRESSES_PER_PEER: usize = 16;
-    /// How often expired addresses are swept: 1 s.
-    pub const DEFAULT_EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
-    /// How often the registry is read again: 60 s.
-    pub const DEFAULT_REGISTRY_REFRESH: Duration = Duration::from_secs(60);
-    /// Time a registry read may take before it counts as failed: 10 s.
-    pub const DEFAULT_REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
-    /// Time-to-live of heartbeat addresses: 90 s (a few heartbeats).
-    pub const DEFAULT_HEARTBEAT_TTL: Duration = Duration::from_secs(90);
-    /// Time-to-live of peer-exchange, identify and Kademlia addresses: 10 min.
-    pub const DEFAULT_LEARNED_TTL: Duration = Duration::from_secs(600);
-
-    /// Sets how long an address from `source` lives without being confirmed
-    /// (`None`: forever).
-    pub fn with_ttl(mut self, source: Source, ttl: Option<Duration>) -> Self {
-        self.ttl.insert(source, ttl);
-        self
-    }
-
-    /// Sets the number of peers kept.
-    pub fn with_max_peers(mut self, peers: usize) -> Self {
-        self.max_peers = peers.max(1);
-        self
-    }
-
-    /// Sets how often expired addresses are swept.
-    pub fn with_expiry_interval(mut self, interval: Duration) -> Self {
-        self.expiry_interval = interval;
-        self
-    }
-
-    /// Sets how often the registry is read again.
-    pub fn with_registry_refresh(mut self, interval: Duration) -> Self {
-        self.registry_refresh = interval;
-        self
-    }
-
-    /// Sets how long a registry read may take; a slower read fails with
-    /// [`registry::RegistryError::Timeout`](crate::discovery::registry::RegistryError::Timeout)
-    /// and the next refresh tries again.
-    pub fn with_registry_timeout(mut self, timeout: Duration) -> Self {
-        self.registry_timeout = timeout;
-        self
-    }
-
-    /// How long a registry read may take.
-    pub fn registry_timeout(&self) -> Duration {
-        self.registry_timeout
-    }
-
-    /// The time-to-live of addresses from `source`.
-    pub fn ttl(&self, source: Source) -> Option<Duration> {
-        self.ttl.get(&source).copied().flatten()
-    }
-
-    /// The number of peers kept.
-    pub fn max_peers(&self) -> usize {
-        self.max_peers
-    }
-
-    /// How often expired addresses are swept.
-    pub fn expiry_interval(&self) -> Duration {
-        self.expiry_interval
-    }
-
-    /// How often the registry is read again.
-    pub fn registry_refresh(&self) -> Duration {
-        self.registry_refresh
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        let ttl = Source::ALL
-            .into_iter()
-            .map(|source| {
-                let ttl = match source {
-                    Source::Registry | Source::Manual => None,
-                    Source::Heartbeat => Some(Self::DEFAULT_HEARTBEAT_TTL),
-                    _ => Some(Self::DEFAULT_LEARNED_TTL),
-                };
-                (source, ttl)
-            })
-            .collect();
-        Self {
-            ttl,
-            max_peers: Self::DEFAULT_MAX_PEERS,
-            max_addresses_per_peer: Self::DEFAULT_MAX_ADDRESSES_PER_PEER,
-            expiry_interval: Self::DEFAULT_EXPIRY_INTERVAL,
-            registry_refresh: Self::DEFAULT_REGISTRY_REFRESH,
-            registry_timeout: Self::DEFAULT_REGISTRY_TIMEOUT,
-        }
-    }
-}
-
 /// The address book's shared read view. Cloning it is cheap.
 #[derive(Debug, Clone, Default)]
 pub struct AddressBook {
@@ -316,6 +214,62 @@ impl AddressBook {
             }
         }
         counts
+    }
+
+    /// Applies what the book's writer was told (the node's own
+    /// addresses are never kept); returns the changes.
+    pub(crate) fn apply(
+        &self,
+        update: Update,
+        config: &Config,
+        local: PeerId,
+        now: Instant,
+    ) -> Vec<Event> {
+        match update {
+            Update::Learned {
+                peer,
+                addresses,
+                source,
+                subnet_node_id,
+            } if peer != local => self.merge(peer, addresses, source, subnet_node_id, config, now),
+            Update::Learned { .. } => Vec::new(),
+            Update::Confirmed { peer, address } => {
+                self.confirm(&peer, &address, now);
+                Vec::new()
+            }
+            Update::DialFailed { peer, addresses } => {
+                self.demote(&peer, &addresses);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Makes the registry's latest read the book's `registry` entries:
+    /// peers it no longer lists lose theirs, listed members (but the node
+    /// itself) are merged with their node ids. Returns the changes.
+    pub(crate) fn relist(
+        &self,
+        members: Vec<Member>,
+        local: PeerId,
+        config: &Config,
+        now: Instant,
+    ) -> Vec<Event> {
+        let listed: HashMap<PeerId, Vec<Multiaddr>> = members
+            .iter()
+            .map(|m| (m.peer_id, m.addresses.clone()))
+            .collect();
+        let mut events = self.unlist(&listed);
+        for member in members.into_iter().filter(|m| m.peer_id != local) {
+            events.extend(self.merge(
+                member.peer_id,
+                member.addresses,
+                Source::Registry,
+                Some(member.subnet_node_id),
+                config,
+                now,
+            ));
+        }
+        events
     }
 
     /// Merges addresses of `peer`, confirmed at `now` (writer: the address
@@ -521,275 +475,5 @@ fn sort(entries: &mut [Entry]) {
     entries.sort_by_key(|e| (e.failures, std::cmp::Reverse(e.confirmed)));
 }
 
-/// Whether `address` is on a loopback interface (127.0.0.0/8 or ::1).
-pub(crate) fn is_loopback(address: &Multiaddr) -> bool {
-    address.iter().any(|p| match p {
-        Protocol::Ip4(ip) => ip.is_loopback(),
-        Protocol::Ip6(ip) => ip.is_loopback(),
-        _ => false,
-    })
-}
-
-/// Strips a trailing `/p2p/<peer id>`: the book stores it as the key.
-pub(crate) fn without_peer_id(mut address: Multiaddr) -> Multiaddr {
-    if matches!(address.iter().last(), Some(Protocol::P2p(_))) {
-        address.pop();
-    }
-    address
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn address(port: u16) -> Multiaddr {
-        format!("/ip4/10.201.0.1/tcp/{port}").parse().unwrap()
-    }
-
-    const SECOND: Duration = Duration::from_secs(1);
-
-    #[test]
-    fn addresses_expire_after_their_source_ttl_and_confirmation_renews_them() {
-        let config = Config::default().with_ttl(Source::Heartbeat, Some(10 * SECOND));
-        let book = AddressBook::default();
-        let (peer, start) = (PeerId::random(), Instant::now());
-        let events = book.merge(
-            peer,
-            vec![address(1)],
-            Source::Heartbeat,
-            Some(7),
-            &config,
-            start,
-        );
-        assert!(matches!(
-            events[0],
-            Event::PeerAdded {
-                source: Source::Heartbeat,
-                ..
-            }
-        ));
-        assert_eq!(book.lookup(&peer).unwrap().subnet_node_id, Some(7));
-
-        // Confirmed at 8 s: still there at 15 s, gone at 18 s.
-        book.confirm(&peer, &address(1), start + 8 * SECOND);
-        assert!(book.expire(&config, start + 15 * SECOND).is_empty());
-        assert_eq!(book.addresses(&peer), vec![address(1)]);
-        let gone = book.expire(&config, start + 18 * SECOND);
-        assert!(matches!(gone[..], [Event::PeerExpired { peer: p }] if p == peer));
-        assert!(!book.contains(&peer));
-    }
-
-    #[test]
-    fn registry_and_manual_addresses_never_expire_and_keep_their_longer_ttl() {
-        let config = Config::default();
-        let book = AddressBook::default();
-        let (peer, start) = (PeerId::random(), Instant::now());
-        book.merge(
-            peer,
-            vec![address(1)],
-            Source::Registry,
-            None,
-            &config,
-            start,
-        );
-        // Heard again through a heartbeat: the address keeps the registry's TTL.
-        book.merge(
-            peer,
-            vec![address(1)],
-            Source::Heartbeat,
-            None,
-            &config,
-            start,
-        );
-        let later = start + 365 * 24 * 3600 * SECOND;
-        assert!(book.expire(&config, later).is_empty());
-        assert_eq!(
-            book.lookup(&peer).unwrap().addresses[0].source,
-            Source::Registry
-        );
-    }
-
-    #[test]
-    fn failed_and_stale_addresses_sort_last() {
-        let config = Config::default();
-        let book = AddressBook::default();
-        let (peer, start) = (PeerId::random(), Instant::now());
-        book.merge(
-            peer,
-            vec![address(1)],
-            Source::Identify,
-            None,
-            &config,
-            start,
-        );
-        book.merge(
-            peer,
-            vec![address(2)],
-            Source::Identify,
-            None,
-            &config,
-            start + SECOND,
-        );
-        assert_eq!(
-            book.addresses(&peer),
-            vec![address(2), address(1)],
-            "newest first"
-        );
-        book.demote(&peer, &[address(2)]);
-        assert_eq!(
-            book.addresses(&peer),
-            vec![address(1), address(2)],
-            "failed last"
-        );
-    }
-
-    #[test]
-    fn a_full_book_evicts_the_least_recently_confirmed_peers() {
-        let config = Config::default().with_max_peers(64);
-        let book = AddressBook::default();
-        let start = Instant::now();
-        let peers: Vec<PeerId> = (0..64).map(|_| PeerId::random()).collect();
-        for (i, peer) in peers.iter().enumerate() {
-            let at = start + (i as u32) * SECOND;
-            book.merge(*peer, vec![address(1)], Source::Identify, None, &config, at);
-        }
-        let newcomer = PeerId::random();
-        let events = book.merge(
-            newcomer,
-            vec![address(1)],
-            Source::Identify,
-            None,
-            &config,
-            start + 100 * SECOND,
-        );
-        assert!(
-            events
-                .iter()
-                .any(|e| matches!(e, Event::PeerExpired { peer } if *peer == peers[0]))
-        );
-        assert!(!book.contains(&peers[0]), "the oldest went");
-        assert!(book.contains(&newcomer) && book.contains(&peers[63]));
-        assert!(book.len() <= 64);
-    }
-
-    #[test]
-    fn learned_peers_never_evict_registry_members() {
-        let config = Config::default().with_max_peers(8);
-        let book = AddressBook::default();
-        let now = Instant::now();
-        let members: Vec<PeerId> = (0..8).map(|_| PeerId::random()).collect();
-        for member in &members {
-            book.merge(
-                *member,
-                vec![address(1)],
-                Source::Registry,
-                None,
-                &config,
-                now,
-            );
-        }
-        // A flood of throwaway identities learned from heartbeats.
-        for i in 0..1_000u32 {
-            book.merge(
-                PeerId::random(),
-                vec![address(2)],
-                Source::Heartbeat,
-                None,
-                &config,
-                now + i * SECOND,
-            );
-        }
-        assert!(members.iter().all(|m| book.contains(m)), "members stay");
-        assert_eq!(book.len(), 8, "and nobody else got in");
-    }
-
-    #[test]
-    fn learned_peers_never_evict_the_operators_and_the_operators_evict_learned_first() {
-        let config = Config::default().with_max_peers(8);
-        let book = AddressBook::default();
-        let now = Instant::now();
-        let bootstrap: Vec<PeerId> = (0..4).map(|_| PeerId::random()).collect();
-        for peer in &bootstrap {
-            book.merge(*peer, vec![address(1)], Source::Manual, None, &config, now);
-        }
-        for i in 0..1_000u32 {
-            book.merge(
-                PeerId::random(),
-                vec![address(2)],
-                Source::Heartbeat,
-                None,
-                &config,
-                now + i * SECOND,
-            );
-        }
-        assert!(bootstrap.iter().all(|p| book.contains(p)), "manual stay");
-        // More of the operator's own: the learned go first, then the
-        // operator's oldest.
-        let later: Vec<PeerId> = (0..6).map(|_| PeerId::random()).collect();
-        for (i, peer) in later.iter().enumerate() {
-            let at = now + (2_000 + i as u32) * SECOND;
-            book.merge(*peer, vec![address(3)], Source::Manual, None, &config, at);
-        }
-        assert!(later.iter().all(|p| book.contains(p)));
-        assert!(book.len() <= 8);
-        let peers = book.peers();
-        assert!(
-            peers
-                .iter()
-                .all(|p| book.lookup(p).unwrap().addresses[0].source == Source::Manual),
-            "no learned peer is left before a manual one goes"
-        );
-    }
-
-    #[test]
-    fn a_zero_or_a_third_partys_node_id_never_overwrites() {
-        let config = Config::default();
-        let book = AddressBook::default();
-        let now = Instant::now();
-        let peer = PeerId::random();
-        let merge = |source, id| {
-            book.merge(peer, vec![address(1)], source, Some(id), &config, now);
-            book.lookup(&peer).unwrap().subnet_node_id
-        };
-        assert_eq!(merge(Source::Heartbeat, 3), Some(3));
-        assert_eq!(merge(Source::Heartbeat, 0), Some(3), "0 is unknown");
-        assert_eq!(merge(Source::PeerExchange, 9), Some(3), "hearsay");
-        assert_eq!(merge(Source::Heartbeat, 4), Some(4), "its own word");
-    }
-
-    #[test]
-    fn the_registrys_node_id_wins_over_a_peers_claim() {
-        let config = Config::default();
-        let book = AddressBook::default();
-        let now = Instant::now();
-        let peer = PeerId::random();
-        book.merge(
-            peer,
-            vec![address(1)],
-            Source::Registry,
-            Some(7),
-            &config,
-            now,
-        );
-        book.merge(
-            peer,
-            vec![address(2)],
-            Source::Heartbeat,
-            Some(99),
-            &config,
-            now,
-        );
-        assert_eq!(book.lookup(&peer).unwrap().subnet_node_id, Some(7));
-        // A peer the registry does not know may say who it is.
-        let other = PeerId::random();
-        book.merge(
-            other,
-            vec![address(3)],
-            Source::Heartbeat,
-            Some(5),
-            &config,
-            now,
-        );
-        assert_eq!(book.lookup(&other).unwrap().subnet_node_id, Some(5));
-    }
-}
+mod tests;

@@ -281,7 +281,7 @@ pub fn build(
     now: SystemTime,
 ) -> Heartbeat {
     let mut ordered: Vec<&Multiaddr> = addresses.iter().collect();
-    ordered.sort_by_key(|a| crate::discovery::address_book::is_loopback(a));
+    ordered.sort_by_key(|a| crate::multiaddr::is_loopback(a));
     Heartbeat {
         peer_id: peer.to_bytes(),
         subnet_id: config.subnet_id,

@@ -1,6 +1,6 @@
 //! Finding where a peer lives, asking the sources in turn: the address
 //! book, then connected peers (peer exchange), then the DHT (Kademlia,
-//! through the swarm actor). What peer exchange and Kademlia find goes into
+//! through the swarm). What peer exchange and Kademlia find goes into
 //! the book.
 
 use std::{sync::Arc, time::Duration};
@@ -9,20 +9,20 @@ use libp2p::{Multiaddr, PeerId};
 use ractor::ActorRef;
 use tokio::time::{Instant, timeout_at};
 
-use super::{address_book::AddressBook, address_book::Source, peer_exchange};
-use crate::{
-    actors::{address_book::AddressBookMessage, swarm::SwarmMessage},
-    metrics::Metrics,
-    streams::shared::Shared,
+use super::{
+    address_book::{AddressBook, Source, Update, Updates},
+    peer_exchange,
 };
+use crate::{metrics::Metrics, streams::shared::Shared, swarm::Command};
 
 /// Finds peers' addresses. Cloning it is cheap.
 #[derive(Debug, Clone)]
 pub(crate) struct Lookup {
     pub(crate) book: AddressBook,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) swarm: ActorRef<SwarmMessage>,
-    pub(crate) address_book: ActorRef<AddressBookMessage>,
+    pub(crate) swarm: ActorRef<Command>,
+    /// Where what peer exchange finds goes (the address book's writer).
+    pub(crate) updates: Updates,
     pub(crate) metrics: Metrics,
     /// Whether to ask connected peers.
     pub(crate) peer_exchange: bool,
@@ -58,8 +58,7 @@ impl Lookup {
                 return answer.addresses;
             }
         }
-        let lookup =
-            async { ractor::call!(self.swarm, |reply| SwarmMessage::FindPeer { peer, reply }) };
+        let lookup = async { ractor::call!(self.swarm, |reply| Command::FindPeer { peer, reply }) };
         match timeout_at(deadline, lookup).await {
             Ok(Ok(found)) => found,
             _ => Vec::new(),
@@ -74,7 +73,7 @@ impl Lookup {
         source: Source,
         subnet_node_id: Option<u64>,
     ) {
-        let _ = self.address_book.cast(AddressBookMessage::Add {
+        let _ = self.updates.send_message(Update::Learned {
             peer,
             addresses,
             source,

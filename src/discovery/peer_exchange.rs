@@ -21,12 +21,12 @@ use crate::{
     discovery::address_book::AddressBook,
     error::HandlerError,
     metrics::Metrics,
+    multiaddr::is_believable,
     protocol::{Config, Protocol, RateLimit},
     streams::{
         outbound::{Progress, Transfer},
         shared::Shared,
     },
-    swarm::addresses::is_believable,
 };
 
 include!(concat!(env!("OUT_DIR"), "/subnet.peer_exchange.rs"));

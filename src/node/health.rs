@@ -7,9 +7,7 @@ use std::sync::Arc;
 use libp2p::PeerId;
 use ractor::{ActorCell, ActorStatus};
 
-use crate::{
-    actors::supervisor::ActorsCell, streams::shared::Shared, swarm::addresses::ListenAddresses,
-};
+use crate::{actors::ActorsCell, streams::shared::Shared, swarm::addresses::ListenAddresses};
 
 /// A node's health, as probes (systemd, Kubernetes) ask for it. Cloning is
 /// cheap. It holds no part of the node up: a node stops when its last

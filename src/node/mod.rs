@@ -13,11 +13,11 @@ use tokio::{sync::broadcast, time::Instant};
 pub use self::{builder::NodeBuilder, health::Health};
 use crate::{
     actors::{
+        ActorsCell, NodeActors,
         address_book::AddressBookMessage,
         heartbeat::{HeartbeatMessage, HeartbeatStats},
         protocol::ProtocolActor,
-        supervisor::{ActorsCell, NodeActors, NodeMessage},
-        swarm::SwarmMessage,
+        supervisor::NodeMessage,
     },
     call::{client::Client, connect::Connector, error::CallError},
     destination::Destination,
@@ -27,7 +27,7 @@ use crate::{
     protocol::{Config, Protocol},
     reputation,
     streams::{outbound::OutboundStream, shared::Shared},
-    swarm::addresses::ListenAddresses,
+    swarm::{Command, addresses::ListenAddresses},
 };
 
 /// A running node. Cloning is cheap; every clone drives the same node.
@@ -200,7 +200,7 @@ impl Node {
         let actors = self.actors().ok_or(CallError::NodeStopped)?;
         actors
             .swarm
-            .cast(SwarmMessage::Publish {
+            .cast(Command::Publish {
                 topic: topic.into(),
                 data,
                 retain: false,
@@ -213,7 +213,7 @@ impl Node {
     /// Cancel-safe.
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, CallError> {
         let actors = self.actors().ok_or(CallError::NodeStopped)?;
-        ractor::call!(actors.swarm, |reply| SwarmMessage::ConnectedPeers { reply })
+        ractor::call!(actors.swarm, |reply| Command::ConnectedPeers { reply })
             .map_err(|_| CallError::NodeStopped)
     }
 

@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use super::{
     admission::MAX_INBOUND_STREAMS_PER_CONNECTION, gate::Gate, handler::Handler, shared::Shared,
 };
-use crate::swarm::addresses::{is_circuit, is_local};
+use crate::multiaddr::{is_circuit, is_local};
 
 /// Why a connection was refused: membership gating is on and the peer is
 /// not in the registry.

@@ -11,7 +11,9 @@ use std::sync::{
     atomic::{AtomicU8, Ordering},
 };
 
-use libp2p::{Multiaddr, multiaddr::Protocol};
+use libp2p::Multiaddr;
+
+use crate::multiaddr::is_local;
 
 /// Listen addresses the node holds at most; more are not recorded.
 pub const MAX_LISTEN_ADDRESSES: usize = 64;
@@ -185,63 +187,9 @@ impl ListenAddresses {
     }
 }
 
-/// Whether `address` reaches only this host or this link: loopback
-/// (127.0.0.0/8, ::1) or link-local (169.254.0.0/16, fe80::/10). Such an
-/// address is useless, or wrong, to a peer on another host.
-pub fn is_local(address: &Multiaddr) -> bool {
-    address.iter().any(|p| match p {
-        Protocol::Ip4(ip) => ip.is_loopback() || ip.is_link_local(),
-        Protocol::Ip6(ip) => ip.is_loopback() || (ip.segments()[0] & 0xffc0) == 0xfe80,
-        _ => false,
-    })
-}
-
-/// Whether `address` can never be dialed, from anywhere: an unspecified
-/// (`0.0.0.0`, `::`), multicast or broadcast IP. Such addresses from a
-/// remote source (heartbeat, identify, peer exchange, Kademlia) are
-/// dropped, as loopback and link-local ones are from other hosts.
-pub fn is_undialable(address: &Multiaddr) -> bool {
-    address.iter().any(|p| match p {
-        Protocol::Ip4(ip) => ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast(),
-        Protocol::Ip6(ip) => ip.is_unspecified() || ip.is_multicast(),
-        _ => false,
-    })
-}
-
-/// Whether a remote source's `address` is worth keeping: dialable, and
-/// (unless `local`: it came over a loopback or link-local connection, or
-/// the subnet is on one machine) not on a loopback or link-local interface.
-pub fn is_believable(address: &Multiaddr, local: bool) -> bool {
-    !is_undialable(address) && (local || !is_local(address))
-}
-
-/// Whether `address` runs through a relay (`/p2p-circuit`).
-pub fn is_circuit(address: &Multiaddr) -> bool {
-    address.iter().any(|p| matches!(p, Protocol::P2pCircuit))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unspecified_multicast_and_broadcast_addresses_are_never_believed() {
-        for address in [
-            "/ip4/0.0.0.0/tcp/1",
-            "/ip6/::/tcp/1",
-            "/ip4/224.0.0.1/udp/1/quic-v1",
-            "/ip4/255.255.255.255/tcp/1",
-            "/ip6/ff02::1/tcp/1",
-        ] {
-            assert!(!is_believable(&address.parse().unwrap(), true), "{address}");
-        }
-        let lo: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
-        assert!(is_believable(&lo, true) && !is_believable(&lo, false));
-        let lan: Multiaddr = "/ip4/10.201.0.2/tcp/1".parse().unwrap();
-        assert!(is_believable(&lan, false));
-        let dns: Multiaddr = "/dns4/node.example/tcp/1".parse().unwrap();
-        assert!(is_believable(&dns, false));
-    }
 
     #[test]
     fn other_hosts_get_reachable_addresses_first_and_only() {

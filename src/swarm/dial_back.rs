@@ -23,7 +23,8 @@ use libp2p::{
     },
 };
 
-use super::addresses::{ListenAddresses, is_circuit};
+use super::addresses::ListenAddresses;
+use crate::multiaddr::is_circuit;
 
 type Server = autonat::v2::server::Behaviour;
 

@@ -1,11 +1,15 @@
 //! The node's libp2p swarm, built: transports (TCP + Noise + yamux, and
 //! QUIC, both through DNS resolution, and circuits through relays) and
 //! behaviours (connection limits, the direct protocols' streams, identify,
-//! ping, GossipSub, Kademlia, AutoNAT v2, relay v2 and DCUtR). `actors/swarm.rs` owns and
-//! drives what this builds.
+//! ping, GossipSub, Kademlia, AutoNAT v2, relay v2 and DCUtR), and the event
+//! loop that drives it (`event_loop/`), which `actors/swarm.rs` owns.
 //!
 //! - [`addresses`]: the node's listen addresses, kept current, and whether
 //!   it can be reached.
+//! - `config`: the swarm's settings, handed whole from `NodeBuilder`.
+//! - `listen`: the listeners bound at start, and the wait for their addresses.
+//! - `event_loop`: the task that drives the swarm, one part per concern.
+//! - `trim`, `upkeep`: which connections to close, which peers to dial.
 //! - `relays`: the relays the node holds reservations on.
 //! - `dial_back`: the AutoNAT server, kept from dialing where a remote peer
 //!   must not make the node dial.
@@ -13,7 +17,10 @@
 //! - `woken`: behaviours whose connection handlers are polled only when woken.
 
 pub mod addresses;
+mod config;
 pub(crate) mod dial_back;
+pub(crate) mod event_loop;
+pub(crate) mod listen;
 pub(crate) mod relays;
 pub mod security;
 pub(crate) mod trim;
@@ -33,6 +40,10 @@ use libp2p::{
     tcp, yamux,
 };
 
+pub(crate) use self::config::Config;
+pub use self::event_loop::{
+    Command, DialResult, GossipMessage, GossipPort, MAX_PENDING_GOSSIP, Overloaded,
+};
 use self::{dial_back::DialBackGuard, security::NamedNoise, woken::Woken};
 use crate::{
     error::StartError,
@@ -156,35 +167,23 @@ impl std::fmt::Debug for Built {
 
 /// How to build a node's swarm.
 #[derive(Debug)]
-pub(crate) struct SwarmOptions {
+pub(crate) struct SwarmOptions<'a> {
+    /// The swarm's settings.
+    pub(crate) config: &'a Config,
     /// The node's addresses (the AutoNAT server asks whether they are all
     /// local).
     pub(crate) listen_addrs: addresses::ListenAddresses,
     pub(crate) keypair: Keypair,
     pub(crate) shared: Arc<Shared>,
     pub(crate) gate: Gate,
-    pub(crate) idle_connection_timeout: Duration,
     /// The subnet's id: names the Kademlia protocol.
     pub(crate) subnet_id: u64,
-    pub(crate) kademlia: bool,
     /// GossipSub's own heartbeat (mesh maintenance).
     pub(crate) gossip_heartbeat: Duration,
-    /// Messages waiting to be sent to one peer (`NodeBuilder::gossip_queue`).
-    pub(crate) gossip_queue: usize,
     /// Topics to subscribe to.
     pub(crate) topics: Vec<String>,
-    /// Names Noise is offered under.
-    pub(crate) noise_names: Vec<&'static str>,
-    /// GossipSub's protocol id, if not libp2p's default (`/meshsub/1.x`).
-    pub(crate) gossipsub_protocol: Option<String>,
-    /// Established inbound connections accepted at most.
-    pub(crate) max_inbound_connections: u32,
-    /// Multistream-select V1-lazy for outbound streams.
-    pub(crate) lazy_negotiation: bool,
-    /// Relaying for others, with these limits.
+    /// Relaying for others, with these limits (consumed by the build).
     pub(crate) relay_server: Option<relay::Config>,
-    /// Whether to upgrade relayed connections by hole punching (DCUtR).
-    pub(crate) hole_punching: bool,
 }
 
 /// A GossipSub message's id: its source's peer id bytes, then its sequence
@@ -207,7 +206,7 @@ pub(crate) fn message_id(message: &gossipsub::Message) -> gossipsub::MessageId {
 /// GossipSub (signed, strict, application-validated) and, if asked,
 /// Kademlia in server mode under the subnet's own protocol name.
 pub(crate) fn build(
-    mut options: SwarmOptions,
+    mut options: SwarmOptions<'_>,
 ) -> Result<(Swarm<Behaviour>, Libp2pMetrics), StartError> {
     let transport = |e: &(dyn std::error::Error + 'static)| {
         if crate::error::is_out_of_descriptors(e) {
@@ -220,7 +219,7 @@ pub(crate) fn build(
     // that a validation verdict never arrives after its message was evicted.
     let history = (5_000 / options.gossip_heartbeat.as_millis().max(1)).max(5) as usize;
     let mut gossip_config = gossipsub::ConfigBuilder::default();
-    if let Some(protocol) = &options.gossipsub_protocol {
+    if let Some(protocol) = &options.config.gossipsub_protocol {
         gossip_config.protocol_id(protocol.clone(), gossipsub::Version::V1_1);
     }
     let gossip_config = gossip_config
@@ -230,7 +229,7 @@ pub(crate) fn build(
         .history_length(history)
         .max_transmit_size(MAX_GOSSIP_SIZE)
         .message_id_fn(message_id)
-        .connection_handler_queue_len(options.gossip_queue.max(1))
+        .connection_handler_queue_len(options.config.gossip_queue.max(1))
         .build()
         .map_err(|e| transport(&e))?;
     let registry = crate::metrics::libp2p_metrics::node_registry(options.shared.metrics().label());
@@ -239,7 +238,7 @@ pub(crate) fn build(
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
-            |key: &Keypair| NamedNoise::new(key, options.noise_names.clone()),
+            |key: &Keypair| NamedNoise::new(key, options.config.noise_names.clone()),
             yamux::Config::default,
         )
         .map_err(|e| transport(&e))?
@@ -250,7 +249,7 @@ pub(crate) fn build(
         .with_dns()
         .map_err(|e| transport(&e))?
         .with_relay_client(
-            |key: &Keypair| NamedNoise::new(key, options.noise_names.clone()),
+            |key: &Keypair| NamedNoise::new(key, options.config.noise_names.clone()),
             yamux::Config::default,
         )
         .map_err(|e| transport(&e))?
@@ -258,7 +257,7 @@ pub(crate) fn build(
         .with_bandwidth_metrics(&mut libp2p_registry)
         .with_behaviour(|key, relay_client| {
             let peer = key.public().to_peer_id();
-            let kademlia = options.kademlia.then(|| {
+            let kademlia = options.config.kademlia.then(|| {
                 let protocol = format!("/subnet/{}/kad/1.0.0", options.subnet_id);
                 let protocol = StreamProtocol::try_from_owned(protocol).expect("starts with /");
                 // Kademlia serves peer lookups only: records and provider
@@ -287,7 +286,7 @@ pub(crate) fn build(
             });
             let limits = connection_limits::ConnectionLimits::default()
                 .with_max_pending_incoming(Some(MAX_PENDING_INBOUND))
-                .with_max_established_incoming(Some(options.max_inbound_connections))
+                .with_max_established_incoming(Some(options.config.max_inbound_connections))
                 .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER));
             Ok(Behaviour {
                 limits: connection_limits::Behaviour::new(limits),
@@ -324,6 +323,7 @@ pub(crate) fn build(
                     .map(|config| relay::Behaviour::new(peer, config))
                     .into(),
                 dcutr: options
+                    .config
                     .hole_punching
                     .then(|| dcutr::Behaviour::new(peer))
                     .into(),
@@ -337,8 +337,8 @@ pub(crate) fn build(
         })
         .map_err(|e| transport(&e))?
         .with_swarm_config(|c| {
-            let c = c.with_idle_connection_timeout(options.idle_connection_timeout);
-            if options.lazy_negotiation {
+            let c = c.with_idle_connection_timeout(options.config.idle_connection_timeout);
+            if options.config.lazy_negotiation {
                 // Outbound streams send their first bytes with the protocol
                 // proposal; a refusal surfaces at the first read (see
                 // `codec::is_unsupported`).

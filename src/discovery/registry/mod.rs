@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 #[cfg(feature = "chain")]
 pub mod hypertensor;
 
-use futures::future::BoxFuture;
+use std::{panic::AssertUnwindSafe, time::Duration};
+
+use futures::{FutureExt, future::BoxFuture};
 use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 
@@ -206,6 +208,32 @@ impl Registry for FileRegistry {
             Self::parse(&self.path, &text)
         })
     }
+}
+
+/// Reads `registry` once, within `timeout`: a read that hangs past it, or
+/// panics, fails like any other ([`RegistryError::Timeout`],
+/// [`RegistryError::Panicked`]).
+pub(crate) async fn read_within(
+    registry: &dyn Registry,
+    timeout: Duration,
+) -> Result<Vec<Member>, RegistryError> {
+    // Inside the async block, so that a panic before the backend's future
+    // exists is caught too.
+    let read = AssertUnwindSafe(async move { registry.members().await }).catch_unwind();
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(panic)) => Err(RegistryError::Panicked(panic_message(&panic))),
+        Err(_) => Err(RegistryError::Timeout(timeout)),
+    }
+}
+
+/// The text of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 #[cfg(test)]
