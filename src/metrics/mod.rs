@@ -22,7 +22,7 @@
 pub mod libp2p_metrics;
 mod server;
 
-pub use self::server::{MetricsServer, ServeMetricsError, serve_prometheus};
+pub use self::server::{MetricsServer, Probe, ServeMetricsError, serve_prometheus};
 
 use std::{
     sync::{Arc, RwLock},

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `/metrics` | the exposition (`text/plain; version=0.0.4`): the `subnet_` families, then rust-libp2p's (`libp2p_metrics`) | — |
 //! | `/healthz` | `ok`: every watched node's actors are alive | one line per node that is not |
-//! | `/readyz` | `ready`: every watched node is ready ([`Health::not_ready`]) | one line per node that is not, with why |
+//! | `/readyz` | `ready`: every watched node is ready ([`Probe::not_ready`]) | one line per node that is not, with why |
 //!
 //! Other paths get 404. A server that watches no node is healthy and ready.
 
@@ -25,7 +25,16 @@ use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Semaphore;
 
-use crate::node::Health;
+/// What `/healthz` and `/readyz` read of one watched node; a node's
+/// [`Health`](crate::Health) is one.
+pub trait Probe: std::fmt::Debug + Send + Sync + 'static {
+    /// The node's name in an answer (its peer id).
+    fn name(&self) -> String;
+    /// Whether the node's actors are alive (`/healthz`).
+    fn alive(&self) -> bool;
+    /// Why the node is not ready to serve, or `None` if it is (`/readyz`).
+    fn not_ready(&self) -> Option<String>;
+}
 
 /// Connections served at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 64;
@@ -60,7 +69,7 @@ pub enum ServeMetricsError {
 #[derive(Debug, Clone)]
 pub struct MetricsServer {
     address: SocketAddr,
-    watched: Arc<RwLock<Vec<Health>>>,
+    watched: Arc<RwLock<Vec<Arc<dyn Probe>>>>,
 }
 
 impl MetricsServer {
@@ -70,11 +79,11 @@ impl MetricsServer {
     }
 
     /// Adds a node to those `/healthz` and `/readyz` answer for.
-    pub fn watch(&self, health: Health) {
+    pub fn watch(&self, health: impl Probe) {
         self.watched
             .write()
             .expect("health lock poisoned")
-            .push(health);
+            .push(Arc::new(health));
     }
 }
 
@@ -141,7 +150,7 @@ pub fn serve_prometheus(address: SocketAddr) -> Result<MetricsServer, ServeMetri
 fn answer(
     request: &Request<Incoming>,
     handle: &PrometheusHandle,
-    watched: &RwLock<Vec<Health>>,
+    watched: &RwLock<Vec<Arc<dyn Probe>>>,
 ) -> Response<Full<Bytes>> {
     let text = |status: StatusCode, content_type: &str, body: String| {
         Response::builder()
@@ -162,7 +171,7 @@ fn answer(
             let dead: Vec<String> = watched()
                 .iter()
                 .filter(|h| !h.alive())
-                .map(|h| format!("node {}: its actors are not running\n", h.peer_id()))
+                .map(|h| format!("node {}: its actors are not running\n", h.name()))
                 .collect();
             if dead.is_empty() {
                 text(StatusCode::OK, plain, "ok\n".into())
@@ -175,7 +184,7 @@ fn answer(
                 .iter()
                 .filter_map(|h| {
                     h.not_ready()
-                        .map(|why| format!("node {}: {why}\n", h.peer_id()))
+                        .map(|why| format!("node {}: {why}\n", h.name()))
                 })
                 .collect();
             if waiting.is_empty() {

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use libp2p::{Multiaddr, identity::Keypair};
 use ractor::ActorCell;
 
-use super::Node;
+use super::handle::Node;
 use crate::{
     discovery::{address_book, heartbeat, registry::Registry},
     error::StartError,
@@ -73,6 +73,13 @@ impl std::fmt::Debug for NodeBuilder {
             .field("peer_exchange", &self.peer_exchange)
             .field("swarm", &self.swarm)
             .finish()
+    }
+}
+
+impl Node {
+    /// A builder with the default settings.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::default()
     }
 }
 

@@ -77,3 +77,17 @@ impl Health {
         None
     }
 }
+
+impl crate::metrics::Probe for Health {
+    fn name(&self) -> String {
+        self.peer_id.to_string()
+    }
+
+    fn alive(&self) -> bool {
+        Health::alive(self)
+    }
+
+    fn not_ready(&self) -> Option<String> {
+        Health::not_ready(self)
+    }
+}

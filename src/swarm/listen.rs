@@ -11,7 +11,7 @@ use futures::StreamExt;
 use libp2p::{Multiaddr, Swarm, TransportError, core::transport::ListenerId, swarm::SwarmEvent};
 use tokio::time::Instant;
 
-use super::{Behaviour, addresses::ListenAddresses};
+use super::{addresses::ListenAddresses, build::Behaviour};
 use crate::{
     error::StartError,
     multiaddr::{is_local, is_unspecified},

@@ -2,7 +2,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use super::Source;
+use super::source::Source;
 
 /// Limits of the address book.
 #[derive(Debug, Clone)]

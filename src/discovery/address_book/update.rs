@@ -6,7 +6,7 @@
 
 use libp2p::{Multiaddr, PeerId};
 
-use super::Source;
+use super::source::Source;
 
 /// A change for the address book's writer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use crate::{
     },
     error::StartError,
     metrics::Metrics,
-    node::{Inner, Node},
+    node::handle::{Inner, Node},
     streams::{gate::Gate, shared::Shared},
     swarm::{self, Built, SwarmOptions, addresses::ListenAddresses},
 };

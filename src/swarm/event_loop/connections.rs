@@ -17,14 +17,14 @@ use libp2p::{
 };
 use ractor::RpcReplyPort;
 
-use super::Config;
 use crate::{
     discovery::address_book::AddressBook,
     metrics::Metrics,
     multiaddr::transport,
     streams::shared::Shared,
     swarm::{
-        Behaviour,
+        build::Behaviour,
+        config::Config,
         trim::{self, Trim},
         upkeep::Upkeep,
     },

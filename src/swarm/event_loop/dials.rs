@@ -14,7 +14,6 @@ use libp2p::{
 };
 use ractor::RpcReplyPort;
 
-use super::DialResult;
 use crate::{
     discovery::{
         address_book::{AddressBook, Update, Updates},
@@ -22,7 +21,7 @@ use crate::{
     },
     multiaddr::without_peer_id,
     reputation::Reputation,
-    swarm::Behaviour,
+    swarm::build::Behaviour,
 };
 
 /// Addresses callers gave for a peer that wait for a dial already under
@@ -31,6 +30,9 @@ const MAX_UNTRIED_ADDRESSES: usize = 16;
 
 /// Callers waiting on dials to one peer; more get an error at once.
 const MAX_DIAL_WAITERS: usize = 4096;
+
+/// The result of a dial request.
+pub type DialResult = Result<(), Arc<DialError>>;
 
 /// Callers waiting for a connection to one peer, and the addresses they
 /// gave that no dial has tried yet: given while another dial to the peer

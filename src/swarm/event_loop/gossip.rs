@@ -12,7 +12,7 @@ use libp2p::{PeerId, Swarm, gossipsub};
 use ractor::OutputPort;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::{streams::shared::Shared, swarm::Behaviour};
+use crate::{streams::shared::Shared, swarm::build::Behaviour};
 
 /// GossipSub messages awaiting a verdict at once; more are ignored unread
 /// (and counted as `overloaded` heartbeat rejections).

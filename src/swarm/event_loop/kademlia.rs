@@ -17,7 +17,7 @@ use crate::{
     },
     metrics::Metrics,
     multiaddr::{is_believable, without_peer_id},
-    swarm::Behaviour,
+    swarm::build::Behaviour,
 };
 
 /// Kademlia lookups under way at once; more are answered empty at once.

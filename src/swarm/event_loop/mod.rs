@@ -31,12 +31,14 @@ use libp2p::{
 use ractor::RpcReplyPort;
 use tokio::sync::mpsc;
 
-pub use self::gossip::{GossipMessage, GossipPort, MAX_PENDING_GOSSIP, Overloaded};
 use self::{
     connections::ConnectionPolicy, dials::Dials, gossip::Gossip, kademlia::Lookups,
     reachability::Reach,
 };
-use super::{Behaviour, BehaviourEvent, Built, Config, Libp2pMetrics, addresses::ListenAddresses};
+pub use self::{
+    dials::DialResult,
+    gossip::{GossipMessage, GossipPort, MAX_PENDING_GOSSIP, Overloaded},
+};
 use crate::{
     discovery::{
         address_book::{AddressBook, Source, Update, Updates},
@@ -45,6 +47,11 @@ use crate::{
     metrics::Metrics,
     multiaddr::is_believable,
     streams::shared::Shared,
+    swarm::{
+        addresses::ListenAddresses,
+        build::{Behaviour, BehaviourEvent, Built, Libp2pMetrics},
+        config::Config,
+    },
 };
 
 /// Commands queued for the event loop before senders wait.
@@ -52,9 +59,6 @@ const COMMAND_QUEUE: usize = 1024;
 
 /// How often the loop checks its connections and relays.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The result of a dial request.
-pub type DialResult = Result<(), Arc<DialError>>;
 
 /// What the swarm is asked to do (the swarm actor's messages).
 #[derive(Debug)]

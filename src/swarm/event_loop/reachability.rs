@@ -19,8 +19,8 @@ use crate::{
     metrics::Metrics,
     multiaddr::{is_circuit, is_local},
     swarm::{
-        Behaviour, BehaviourEvent,
         addresses::{ListenAddresses, Reachability, Tested},
+        build::{Behaviour, BehaviourEvent},
         relays::{Closed, Relays},
     },
 };
