@@ -26,7 +26,7 @@ use libp2p::{
     Multiaddr, PeerId, Swarm,
     core::ConnectedPoint,
     gossipsub, identify,
-    swarm::{ConnectionId, DialError, SwarmEvent},
+    swarm::{ConnectionError, ConnectionId, DialError, SwarmEvent},
 };
 use ractor::RpcReplyPort;
 use tokio::sync::mpsc;
@@ -215,7 +215,7 @@ impl EventLoop {
         let swarm = &mut self.swarm;
         self.connections.keep_connected(swarm, &self.book);
         self.connections
-            .trim(swarm, &self.shared, self.reach.relays_with());
+            .trim(swarm, &self.shared, self.reach.relays_either_way());
         let closing = self.connections.closing();
         self.reach.reserve(swarm, closing);
     }
@@ -266,13 +266,7 @@ impl EventLoop {
                 cause,
                 num_established,
                 ..
-            } => {
-                self.reach
-                    .on_closed(&peer_id, connection_id, num_established);
-                let cause = cause.as_ref();
-                self.connections
-                    .on_closed(swarm, peer_id, num_established, cause);
-            }
+            } => self.on_closed(peer_id, connection_id, num_established, cause),
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
                 error,
@@ -350,6 +344,19 @@ impl EventLoop {
                 .send_message(Update::Confirmed { peer, address });
         }
         self.dials.finish(peer, Ok(()));
+    }
+
+    fn on_closed(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        remaining: u32,
+        cause: Option<ConnectionError>,
+    ) {
+        self.reach.on_closed(&peer, connection, remaining);
+        let cause = cause.as_ref();
+        self.connections
+            .on_closed(&self.swarm, peer, remaining, cause);
     }
 
     fn on_dial_failed(&mut self, peer: PeerId, error: DialError) {

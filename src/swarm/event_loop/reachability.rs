@@ -69,7 +69,7 @@ impl Reach {
 
     /// Whether `peer` is a relay either way: serving a reservation to this
     /// node, or holding one on it. Trimming spares it.
-    pub(super) fn relays_with(&self) -> impl Fn(&PeerId) -> bool + '_ {
+    pub(super) fn relays_either_way(&self) -> impl Fn(&PeerId) -> bool + '_ {
         let serving: HashSet<PeerId> = self.relays.reserved_peers().collect();
         move |peer| serving.contains(peer) || self.reserving.contains(peer)
     }
