@@ -19,6 +19,7 @@ pub mod reputation;
 pub(crate) mod streams;
 pub mod swarm;
 pub mod task;
+mod time;
 mod warnings;
 
 pub use call::{CallError, Called, Client, Phase};

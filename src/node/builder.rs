@@ -443,6 +443,9 @@ impl NodeBuilder {
             .collect();
         let metrics = Metrics::new(&self.metrics_label);
         metrics.preregister();
+        metrics
+            .preregister_book_sources(&address_book::Source::ALL.map(address_book::Source::name));
+        metrics.preregister_rejections(&heartbeat::Rejection::ALL.map(heartbeat::Rejection::name));
         let shared = Arc::new(Shared::new(metrics.clone(), self.reputation.clone()));
         let book = AddressBook::default();
         let gate = match &self.registry {
