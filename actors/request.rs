@@ -23,8 +23,9 @@ use crate::{
     protocol::{Config, Protocol},
     streams::{
         admission::InboundStream,
-        stall::{Stalling, far_future, stalled},
+        stall::{Stalling, stalled},
     },
+    time::far_future,
 };
 
 /// A `RequestActor` takes no messages: it serves its stream and stops.

@@ -1,6 +1,7 @@
 //! Errors, one enum per operation: starting a node, registering a protocol,
 //! and serving an inbound request (with the error a handler returns).
-//! A call's errors are the call's own: `src/call/error.rs`.
+//! A call's errors are the call's own: `src/call/error.rs`. `one_line`
+//! puts any error's text on one line, for the call's and the chain's errors.
 
 use std::{error::Error as StdError, fmt, io, time::Duration};
 
@@ -140,6 +141,18 @@ fn describe_listen(error: &TransportError<io::Error>) -> String {
             }
         }
     }
+}
+
+/// An error's text on one line: libp2p's DNS transport lists the failure of
+/// each resolved address on a line of its own.
+pub(crate) fn one_line(error: &impl std::fmt::Display) -> String {
+    error
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Why a protocol could not be registered.

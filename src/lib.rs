@@ -21,6 +21,7 @@ pub(crate) mod streams;
 mod supervision;
 pub mod swarm;
 pub mod task;
+mod time;
 mod warnings;
 
 pub use call::{CallError, Called, Client, Phase};

@@ -9,6 +9,7 @@ use libp2p::{PeerId, StreamProtocol, swarm::DialError};
 use crate::{
     codec::{self, FrameError},
     destination::DestinationError,
+    error::one_line,
     streams::{
         outbound::{ExchangeError, OpenError, Step},
         stall::stalled,
@@ -318,16 +319,4 @@ pub(crate) fn exchange_failed(
             },
         },
     }
-}
-
-/// An error's text on one line: libp2p's DNS transport lists the failure of
-/// each resolved address on a line of its own.
-pub(crate) fn one_line(error: &impl std::fmt::Display) -> String {
-    error
-        .to_string()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }

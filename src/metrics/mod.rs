@@ -16,20 +16,28 @@
 //! data", and `rate()` sees the first increment. Install the recorder
 //! before building nodes.
 //!
-//! [`serve_prometheus`] installs the recorder and serves `/metrics`,
-//! `/healthz` and `/readyz` (`server.rs`).
+//! Label sets that other modules own are passed in as lists of names at
+//! preregistration (reputation's violations by `Reputation::new`, the
+//! address book's sources and the heartbeat's rejections by the node
+//! builder): this module names no type above it.
+//!
+//! Files: `mod.rs` (every name, their descriptions, [`Metrics`]: one
+//! node's recordings), `requests.rs` ([`RequestMetrics`]: one protocol's
+//! requests in one direction, handles kept per recorder), `server.rs`
+//! ([`serve_prometheus`]: installs the recorder and serves `/metrics`,
+//! `/healthz` and `/readyz`), `libp2p_metrics.rs` (rust-libp2p's own
+//! metrics, in the same exposition).
 
 pub mod libp2p_metrics;
+mod requests;
 mod server;
 
-pub use self::server::{MetricsServer, Probe, ServeMetricsError, serve_prometheus};
-
-use std::{
-    sync::{Arc, RwLock},
-    time::Duration,
+pub use self::{
+    requests::{Direction, RequestMetrics},
+    server::{MetricsServer, Probe, ServeMetricsError, serve_prometheus},
 };
 
-use metrics::{SharedString, counter, gauge, histogram};
+use metrics::{SharedString, counter, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 /// Requests by protocol, direction and outcome.
@@ -182,24 +190,6 @@ pub fn describe() {
     describe_gauge!(BUILD_INFO, "Always 1; the version label says which");
 }
 
-/// Which side of a request this node is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// This node answers.
-    Inbound,
-    /// This node calls.
-    Outbound,
-}
-
-impl Direction {
-    fn label(self) -> &'static str {
-        match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        }
-    }
-}
-
 /// Why an inbound stream was refused before reaching a handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefusalReason {
@@ -265,10 +255,6 @@ impl Metrics {
         }
         gauge!(CONNECTED_PEERS, "node" => node.clone()).increment(0.0);
         counter!(CONNECTIONS_TRIMMED, "node" => node.clone()).increment(0);
-        for source in crate::discovery::address_book::Source::ALL {
-            gauge!(ADDRESS_BOOK_PEERS, "node" => node.clone(), "source" => source.name())
-                .increment(0.0);
-        }
         for result in ["hit", "miss"] {
             counter!(ADDRESS_BOOK_LOOKUPS, "node" => node.clone(), "result" => result).increment(0);
         }
@@ -282,10 +268,6 @@ impl Metrics {
         }
         counter!(HEARTBEATS_PUBLISHED, "node" => node.clone()).increment(0);
         counter!(HEARTBEATS_RECEIVED, "node" => node.clone()).increment(0);
-        for reason in crate::discovery::heartbeat::Rejection::ALL {
-            counter!(HEARTBEATS_REJECTED, "node" => node.clone(), "reason" => reason.name())
-                .increment(0);
-        }
         for role in ["asked", "answered"] {
             for result in ["found", "empty"] {
                 counter!(PEER_EXCHANGE, "node" => node.clone(), "role" => role, "result" => result)
@@ -301,6 +283,24 @@ impl Metrics {
         for actor in ACTOR_KINDS {
             counter!(ACTOR_FAILURES, "node" => node.clone(), "actor" => actor).increment(0);
             counter!(ACTOR_RESTARTS, "node" => node.clone(), "actor" => actor).increment(0);
+        }
+    }
+
+    /// Registers the address book's peers by each of `sources` (the names
+    /// of `address_book::Source`), at 0.
+    pub(crate) fn preregister_book_sources(&self, sources: &[&'static str]) {
+        for source in sources {
+            gauge!(ADDRESS_BOOK_PEERS, "node" => self.node.clone(), "source" => *source)
+                .increment(0.0);
+        }
+    }
+
+    /// Registers the heartbeats rejected for each of `reasons` (the names
+    /// of `heartbeat::Rejection`), at 0.
+    pub(crate) fn preregister_rejections(&self, reasons: &[&'static str]) {
+        for reason in reasons {
+            counter!(HEARTBEATS_REJECTED, "node" => self.node.clone(), "reason" => *reason)
+                .increment(0);
         }
     }
 
@@ -325,12 +325,7 @@ impl Metrics {
 
     /// The request metrics of `protocol` in `direction`.
     pub(crate) fn requests(&self, protocol: &'static str, direction: Direction) -> RequestMetrics {
-        RequestMetrics(Arc::new(RequestKeys {
-            node: self.node.clone(),
-            protocol,
-            direction: direction.label(),
-            handles: RwLock::new(None),
-        }))
+        RequestMetrics::new(self.node.clone(), protocol, direction)
     }
 
     pub(crate) fn connection(&self, dialer: bool, transport: &'static str) {
@@ -405,10 +400,11 @@ impl Metrics {
         counter!(HOLE_PUNCHES, "node" => self.node.clone(), "result" => result).increment(1);
     }
 
-    /// Registers the reputation families at 0.
-    pub(crate) fn preregister_reputation(&self) {
-        for violation in crate::reputation::Violation::ALL {
-            counter!(PEER_VIOLATIONS, "node" => self.node.clone(), "violation" => violation.label())
+    /// Registers the reputation families at 0, with each of `violations`
+    /// (the labels of `reputation::Violation`).
+    pub(crate) fn preregister_reputation(&self, violations: &[&'static str]) {
+        for violation in violations {
+            counter!(PEER_VIOLATIONS, "node" => self.node.clone(), "violation" => *violation)
                 .increment(0);
         }
         for reason in ["misbehaved", "operator"] {
@@ -442,194 +438,5 @@ impl Metrics {
     /// Counts a restarted actor.
     pub(crate) fn actor_restarted(&self, actor: &'static str) {
         counter!(ACTOR_RESTARTS, "node" => self.node.clone(), "actor" => actor).increment(1);
-    }
-}
-
-/// The metrics of one protocol's requests in one direction.
-///
-/// Registering a metric with the recorder builds its key and looks it up,
-/// which cost ≈ 2,700 instructions per metric, five per request on each side
-/// (13 % of a request's instructions under `valgrind --tool=callgrind`).
-/// These handles are registered once per recorder instead: a recording is
-/// then an atomic update. If another recorder is installed later (the
-/// process-wide one, or a thread-local one in a test), they are registered
-/// again with it.
-#[derive(Clone)]
-pub struct RequestMetrics(Arc<RequestKeys>);
-
-impl std::fmt::Debug for RequestMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequestMetrics")
-            .field("protocol", &self.0.protocol)
-            .field("direction", &self.0.direction)
-            .finish()
-    }
-}
-
-struct RequestKeys {
-    node: SharedString,
-    protocol: &'static str,
-    direction: &'static str,
-    handles: RwLock<Option<Arc<RequestHandles>>>,
-}
-
-/// The handles of one recorder.
-struct RequestHandles {
-    /// Which recorder they belong to (its address).
-    recorder: usize,
-    in_flight: metrics::Gauge,
-    duration: metrics::Histogram,
-    request_bytes: metrics::Counter,
-    response_bytes: metrics::Counter,
-    relayed: metrics::Counter,
-    /// By outcome; outcomes are a short, fixed set of names.
-    outcomes: RwLock<Vec<(&'static str, metrics::Counter)>>,
-}
-
-impl RequestMetrics {
-    fn handles(&self) -> Arc<RequestHandles> {
-        let recorder =
-            metrics::with_recorder(|r| r as *const dyn metrics::Recorder as *const () as usize);
-        let keys = &self.0;
-        if let Some(handles) = &*keys.handles.read().unwrap_or_else(|e| e.into_inner())
-            && handles.recorder == recorder
-        {
-            return handles.clone();
-        }
-        let (node, protocol, direction) = (&keys.node, keys.protocol, keys.direction);
-        let handles = Arc::new(RequestHandles {
-            recorder,
-            in_flight: gauge!(REQUESTS_IN_FLIGHT, "node" => node.clone(), "protocol" => protocol, "direction" => direction),
-            duration: histogram!(REQUEST_DURATION, "node" => node.clone(), "protocol" => protocol, "direction" => direction),
-            request_bytes: counter!(REQUEST_BYTES, "node" => node.clone(), "protocol" => protocol, "direction" => direction),
-            response_bytes: counter!(RESPONSE_BYTES, "node" => node.clone(), "protocol" => protocol, "direction" => direction),
-            relayed: counter!(REQUESTS_RELAYED, "node" => node.clone(), "protocol" => protocol, "direction" => direction),
-            outcomes: RwLock::new(Vec::new()),
-        });
-        *keys.handles.write().unwrap_or_else(|e| e.into_inner()) = Some(handles.clone());
-        handles
-    }
-
-    /// Registers this protocol's series in this direction, with every
-    /// outcome in `outcomes`, at 0.
-    pub(crate) fn preregister(&self, outcomes: &[&'static str]) {
-        let handles = self.handles();
-        handles.in_flight.increment(0.0);
-        handles.request_bytes.increment(0);
-        handles.response_bytes.increment(0);
-        handles.relayed.increment(0);
-        let keys = &self.0;
-        let mut known = handles.outcomes.write().unwrap_or_else(|e| e.into_inner());
-        for outcome in outcomes {
-            if !known.iter().any(|(name, _)| name == outcome) {
-                let counter = counter!(REQUESTS, "node" => keys.node.clone(), "protocol" => keys.protocol, "direction" => keys.direction, "outcome" => *outcome);
-                counter.increment(0);
-                known.push((outcome, counter));
-            }
-        }
-    }
-
-    /// Counts a request in flight until the guard drops.
-    pub(crate) fn in_flight(&self) -> InFlight {
-        let gauge = self.handles().in_flight.clone();
-        gauge.increment(1.0);
-        InFlight { gauge }
-    }
-
-    /// Counts a finished request by outcome.
-    pub(crate) fn outcome(&self, outcome: &'static str) {
-        self.outcome_of(&self.handles(), outcome);
-    }
-
-    fn outcome_of(&self, handles: &RequestHandles, outcome: &'static str) {
-        let known = handles
-            .outcomes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|(name, _)| *name == outcome)
-            .map(|(_, counter)| counter.clone());
-        let counter = known.unwrap_or_else(|| {
-            let keys = &self.0;
-            let counter = counter!(REQUESTS, "node" => keys.node.clone(), "protocol" => keys.protocol, "direction" => keys.direction, "outcome" => outcome);
-            let mut outcomes = handles.outcomes.write().unwrap_or_else(|e| e.into_inner());
-            if !outcomes.iter().any(|(name, _)| *name == outcome) {
-                outcomes.push((outcome, counter.clone()));
-            }
-            counter
-        });
-        counter.increment(1);
-    }
-
-    /// Records a finished request: its outcome and latency.
-    pub(crate) fn finished(&self, outcome: &'static str, elapsed: Duration) {
-        let handles = self.handles();
-        self.outcome_of(&handles, outcome);
-        handles.duration.record(elapsed.as_secs_f64());
-    }
-
-    /// Counts a request that went over a relayed connection.
-    pub(crate) fn relayed(&self) {
-        self.handles().relayed.increment(1);
-    }
-
-    /// Records the bytes of a request and its response frame.
-    pub(crate) fn frame_bytes(&self, request: usize, response: usize) {
-        let handles = self.handles();
-        handles.request_bytes.increment(request as u64);
-        handles.response_bytes.increment(response as u64);
-    }
-}
-
-/// Counts a request in flight until dropped.
-pub(crate) struct InFlight {
-    gauge: metrics::Gauge,
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.gauge.decrement(1.0);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn count(recorder: &metrics_exporter_prometheus::PrometheusRecorder, outcome: &str) -> String {
-        let text = recorder.handle().render();
-        let prefix = format!(
-            "{REQUESTS}{{node=\"n\",protocol=\"/p\",direction=\"inbound\",outcome=\"{outcome}\"}} "
-        );
-        text.lines()
-            .find_map(|line| line.strip_prefix(&prefix))
-            .unwrap_or("absent")
-            .to_owned()
-    }
-
-    #[test]
-    fn request_metrics_follow_the_recorder_in_use() {
-        let requests = Metrics::new("n").requests("/p", Direction::Inbound);
-        // Recorded with no recorder: goes nowhere, but must not stick.
-        requests.finished("ok", Duration::from_millis(1));
-
-        let first = prometheus_builder().build_recorder();
-        metrics::with_local_recorder(&first, || {
-            requests.finished("ok", Duration::from_millis(1));
-            requests.finished("ok", Duration::from_millis(1));
-            requests.outcome("panic");
-        });
-        assert_eq!(count(&first, "ok"), "2");
-        assert_eq!(count(&first, "panic"), "1");
-
-        let second = prometheus_builder().build_recorder();
-        metrics::with_local_recorder(&second, || requests.outcome("panic"));
-        assert_eq!(count(&second, "panic"), "1");
-        assert_eq!(count(&second, "ok"), "absent");
-        assert_eq!(
-            count(&first, "panic"),
-            "1",
-            "the first recorder saw no more"
-        );
     }
 }

@@ -15,6 +15,8 @@ use std::{
 use futures::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 
+use crate::time::far_future;
+
 /// The error inside the `io::ErrorKind::TimedOut` a stalled transfer fails
 /// with.
 #[derive(Debug, thiserror::Error)]
@@ -27,11 +29,6 @@ pub(crate) fn stalled(error: &io::Error) -> Option<Duration> {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<Stalled>())
         .map(|stalled| stalled.0)
-}
-
-/// An instant no timer reaches (30 years on): a duration too large to add.
-pub(crate) fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(30 * 365 * 24 * 3600)
 }
 
 /// `inner`, failing with [`Stalled`] when a read or write waits longer than

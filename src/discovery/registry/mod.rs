@@ -15,6 +15,14 @@
 //! [`hypertensor::HypertensorRegistry`] reads the Hypertensor chain (cargo
 //! feature `chain`, on by default).
 //!
+//! Files: `mod.rs` ([`Member`], [`Registry`], [`FileRegistry`]), and
+//! `hypertensor/`: `mod.rs` (the chain registry, its config and
+//! [`ChainError`](hypertensor::ChainError)), `rpc.rs` (the JSON-RPC
+//! client), `layout.rs` (the SCALE layouts of the answers), `members.rs`
+//! (a read decoded into a snapshot, the snapshot into members) and
+//! `addresses.rs` (which multiaddrs the chain takes and another node could
+//! dial).
+//!
 //! A registry is read by the address book actor, which feeds the book with
 //! source `registry` and, when membership gating is on, the gate.
 

@@ -16,7 +16,10 @@ use crate::{
     call::connect::Connector,
     destination::Destination,
     discovery::{
-        address_book::AddressBook, heartbeat, lookup::Lookup, peer_exchange::PeerExchange,
+        address_book::{AddressBook, Source},
+        heartbeat,
+        lookup::Lookup,
+        peer_exchange::PeerExchange,
         template_heartbeat,
     },
     error::StartError,
@@ -38,6 +41,8 @@ impl NodeBuilder {
         let bootstrap = bootstrap_peers(&self.bootstrap)?;
         let metrics = Metrics::new(&self.metrics_label);
         metrics.preregister();
+        metrics.preregister_book_sources(&Source::ALL.map(Source::name));
+        metrics.preregister_rejections(&heartbeat::Rejection::ALL.map(heartbeat::Rejection::name));
         let shared = Arc::new(Shared::new(metrics.clone(), self.reputation.clone()));
         let gate = self.gate();
         let listen_addrs = ListenAddresses::with_external(self.swarm.external.clone());
