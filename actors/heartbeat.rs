@@ -6,9 +6,11 @@
 //! `MAX_PENDING_GOSSIP` are in flight, beyond which the swarm ignores them
 //! itself); it reports each verdict back to GossipSub on the message itself
 //! (`GossipMessage::report`) and feeds accepted addresses to the `AddressBookActor`.
+//! What a received heartbeat decides is `heartbeat::Receiver`'s
+//! (`src/discovery/heartbeat/receiver.rs`); this actor does what it decided.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -22,25 +24,14 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::address_book::AddressBookMessage;
 use crate::{
     discovery::{
-        address_book::{AddressBook, Source, Update},
-        heartbeat::{self, Config, Rejection},
-        template_heartbeat,
+        address_book::AddressBook,
+        heartbeat::{self, Config, Gossip, Receiver, Rejection, Verdict, template},
     },
     metrics::Metrics,
-    multiaddr::is_believable,
     reputation::{Reputation, Violation},
-    streams::gate::{Gate, Membership},
+    streams::gate::Gate,
     swarm::{Command, GossipMessage, addresses::ListenAddresses},
 };
-
-/// Peers whose last sequence is remembered (for replay checks).
-pub const MAX_TRACKED_PEERS: usize = 10_000;
-
-/// Address book updates from heartbeats waiting in the book's mailbox at
-/// most; beyond, a heartbeat's update is dropped (counted
-/// `subnet_address_book_updates_coalesced_total{reason="busy"}`) and the
-/// signer's next heartbeat brings it again.
-pub const MAX_PENDING_BOOK_UPDATES: usize = 256;
 
 /// What the `HeartbeatActor` does.
 #[derive(Debug)]
@@ -74,13 +65,12 @@ pub struct HeartbeatStats {
 }
 
 /// Publishes and validates heartbeats. Its fields are the actor's fixed
-/// settings.
+/// settings: the heartbeat's, and the handles it works through.
 #[derive(Debug)]
 pub struct HeartbeatActor {
-    /// Subnet, node id, interval and validation window.
+    /// Subnet, node id, interval, validation window, the template's
+    /// settings, how often the book is refreshed.
     pub(crate) config: Config,
-    /// The topic heartbeats are published on (`heartbeat::topic`).
-    pub(crate) topic: String,
     /// This node.
     pub(crate) local_peer: PeerId,
     /// The node's listen addresses; each heartbeat carries those it
@@ -98,11 +88,6 @@ pub struct HeartbeatActor {
     pub(crate) gate: Gate,
     /// Told of the peers that forward invalid heartbeats.
     pub(crate) reputation: Arc<Reputation>,
-    /// How often a signer whose addresses and node id did not change
-    /// updates the book (which keeps them alive): a quarter of the book's
-    /// heartbeat time-to-live, at most 15 s. Heartbeats in between are
-    /// coalesced (`reason="unchanged"`).
-    pub(crate) book_refresh: std::time::Duration,
 }
 
 /// The state of the `HeartbeatActor`: what changes.
@@ -111,23 +96,9 @@ pub struct HeartbeatState {
     timer: tokio::task::JoinHandle<()>,
     publish_queued: Arc<AtomicBool>,
     sequence: u64,
-    /// What is known of each signer.
-    last_seen: HashMap<PeerId, Signer>,
-    /// Slots of heartbeat updates in the book's mailbox.
-    book_slots: Arc<tokio::sync::Semaphore>,
+    /// The signers heard from, and the book's mailbox slots.
+    receiver: Receiver,
     stats: HeartbeatStats,
-    /// When each template heartbeat signer's last one was accepted.
-    template_seen: HashMap<PeerId, Instant>,
-}
-
-/// A signer's last accepted heartbeat, and what it last gave the book.
-#[derive(Debug, Clone, Copy)]
-struct Signer {
-    sequence: u64,
-    /// When its last heartbeat was accepted.
-    at: Instant,
-    /// A hash of the addresses and node id it last gave the book, and when.
-    booked: Option<(u64, Instant)>,
 }
 
 impl Actor for HeartbeatActor {
@@ -159,7 +130,8 @@ impl Actor for HeartbeatActor {
                 }
             }
         });
-        tracing::info!(topic = %self.topic, interval = ?self.config.interval(), "heartbeating");
+        let topic = heartbeat::topic(self.config.subnet_id());
+        tracing::info!(%topic, interval = ?self.config.interval(), "heartbeating");
         // Sequences start at the clock, so a restarted node is not taken
         // for a replayer of its previous life.
         let sequence = SystemTime::now()
@@ -170,10 +142,8 @@ impl Actor for HeartbeatActor {
             timer,
             publish_queued,
             sequence,
-            last_seen: HashMap::new(),
-            book_slots: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_BOOK_UPDATES)),
+            receiver: Receiver::new(self.config.clone(), self.gate.clone(), self.book.clone()),
             stats: HeartbeatStats::default(),
-            template_seen: HashMap::new(),
         })
     }
 
@@ -187,12 +157,6 @@ impl Actor for HeartbeatActor {
             HeartbeatMessage::Publish => {
                 state.publish_queued.store(false, Ordering::Release);
                 self.publish(state)?;
-            }
-            HeartbeatMessage::Received(message)
-                // A plain (identity-hashed) topic: its hash is its name.
-                if message.topic.as_str() == template_heartbeat::TOPIC =>
-            {
-                self.receive_template(state, *message)?
             }
             HeartbeatMessage::Received(message) => self.receive(state, *message)?,
             HeartbeatMessage::Stats { reply } => {
@@ -225,7 +189,7 @@ impl HeartbeatActor {
         self.metrics.heartbeat_published();
         state.stats.published_bytes += data.len() as u64;
         self.swarm.cast(Command::Publish {
-            topic: self.topic.clone(),
+            topic: heartbeat::topic(self.config.subnet_id()),
             data,
             retain: true,
         })?;
@@ -234,7 +198,7 @@ impl HeartbeatActor {
             // published into an empty mesh is not unseen for an epoch, and
             // Python nodes, which take a peer for dead after 90 s without
             // one, see it alive throughout.
-            let data = template_heartbeat::build(
+            let data = template::build(
                 template,
                 self.config.subnet_id(),
                 self.config.subnet_node_id(),
@@ -243,7 +207,7 @@ impl HeartbeatActor {
             );
             state.stats.template_published += 1;
             self.swarm.cast(Command::Publish {
-                topic: template_heartbeat::TOPIC.to_owned(),
+                topic: template::TOPIC.to_owned(),
                 data,
                 retain: false,
             })?;
@@ -251,243 +215,59 @@ impl HeartbeatActor {
         Ok(())
     }
 
-    /// Validates a Python template heartbeat: it gives the book its
-    /// sender's node id (its addresses come from its connection and
-    /// identify).
-    fn receive_template(
-        &self,
-        state: &mut HeartbeatState,
-        message: GossipMessage,
-    ) -> Result<(), ActorProcessingErr> {
-        let Some(template) = self.config.template() else {
-            message.report(MessageAcceptance::Ignore);
-            return Ok(());
-        };
-        let (propagation_source, signer) = (message.propagation_source, message.signer);
-        let now = Instant::now();
-        // The registry's node id for the sender, if it lists it.
-        let registered = signer
-            .and_then(|peer| self.book.lookup(&peer))
-            .filter(|r| r.addresses.iter().any(|e| e.source == Source::Registry))
-            .and_then(|r| r.subnet_node_id);
-        // The template sends one an epoch (an older version two): a
-        // quarter epoch apart at least.
-        let min_gap = template.epoch_duration() / 4;
-        let verdict = template_heartbeat::validate(
-            template,
-            self.config.subnet_id(),
-            &message.data,
-            signer,
-            registered,
-            SystemTime::now(),
-        )
-        .and_then(|accepted| {
-            let last = state.template_seen.get(&accepted.peer);
-            match self.gate.membership(&accepted.peer) {
-                Membership::Outsider => Err(Rejection::NotMember),
-                Membership::Unknown => Err(Rejection::Unverified),
-                _ if last.is_some_and(|at| now.duration_since(*at) < min_gap) => {
-                    Err(Rejection::TooFrequent)
-                }
-                _ => Ok(accepted),
-            }
-        });
-        let acceptance = match verdict {
-            Ok(accepted) => {
-                state.stats.accepted += 1;
-                state.stats.template_accepted += 1;
-                self.metrics.heartbeat_received();
-                if state.template_seen.len() >= MAX_TRACKED_PEERS
-                    && !state.template_seen.contains_key(&accepted.peer)
-                {
-                    let epoch = template.epoch_duration();
-                    state
-                        .template_seen
-                        .retain(|_, at| now.duration_since(*at) < epoch);
-                    if state.template_seen.len() >= MAX_TRACKED_PEERS
-                        && let Some(oldest) = state
-                            .template_seen
-                            .iter()
-                            .min_by_key(|(_, at)| **at)
-                            .map(|(peer, _)| *peer)
-                    {
-                        state.template_seen.remove(&oldest);
-                    }
-                }
-                // Until the book knows the sender (identify has not
-                // answered yet), its node id has nowhere to go: its next
-                // heartbeat is not held back.
-                if self.book.contains(&accepted.peer) {
-                    state.template_seen.insert(accepted.peer, now);
-                }
-                if let Ok(slot) = state.book_slots.clone().try_acquire_owned() {
-                    self.address_book.cast(AddressBookMessage::Held {
-                        update: Update::Learned {
-                            peer: accepted.peer,
-                            addresses: Vec::new(),
-                            source: Source::Heartbeat,
-                            subnet_node_id: Some(accepted.subnet_node_id),
-                        },
-                        slot,
-                    })?;
-                } else {
-                    self.metrics.book_update_coalesced("busy");
-                }
-                MessageAcceptance::Accept
-            }
-            Err(rejection) => self.rejected(state, rejection, propagation_source, signer),
-        };
-        message.report(acceptance);
-        Ok(())
-    }
-
-    /// Counts a rejected heartbeat, penalises its forwarder if it should
-    /// have known better, and gives GossipSub's verdict.
-    fn rejected(
-        &self,
-        state: &mut HeartbeatState,
-        rejection: Rejection,
-        propagation_source: PeerId,
-        signer: Option<PeerId>,
-    ) -> MessageAcceptance {
-        *state.stats.rejected.entry(rejection).or_default() += 1;
-        self.metrics.heartbeat_rejected(rejection.name());
-        tracing::debug!(from = %propagation_source, ?signer, "heartbeat not accepted: {}", rejection.name());
-        // A forwarder validates before it forwards: what it should have
-        // rejected is its fault. Membership views may lag between nodes,
-        // so a non-member's is not.
-        if rejection.acceptance() == MessageAcceptance::Reject && rejection != Rejection::NotMember
-        {
-            self.reputation
-                .report(propagation_source, Violation::InvalidHeartbeat);
-        }
-        rejection.acceptance()
-    }
-
+    /// Checks a received heartbeat, of either kind, and does what it
+    /// decided: the verdict to GossipSub, the update to the book, the
+    /// counts.
     fn receive(
         &self,
         state: &mut HeartbeatState,
         message: GossipMessage,
     ) -> Result<(), ActorProcessingErr> {
         let (propagation_source, signer) = (message.propagation_source, message.signer);
-        let now = Instant::now();
-        let last = signer.and_then(|s| state.last_seen.get(&s).copied());
-        // A signer gets one heartbeat per half interval through; the
-        // gate, when closed, only members'.
-        let min_gap = self.config.interval() / 2;
         let _span =
             tracing::debug_span!("heartbeat received", from = %propagation_source).entered();
-        let verdict = heartbeat::validate(
-            &self.config,
-            &message.data,
+        let gossip = Gossip {
+            data: &message.data,
             signer,
-            SystemTime::now(),
-            last.map(|signer| signer.sequence),
-        )
-        .and_then(|accepted| {
-            let membership = self.gate.membership(&accepted.peer);
-            if membership == Membership::Outsider {
-                Err(Rejection::NotMember)
-            } else if membership == Membership::Unknown {
-                Err(Rejection::Unverified)
-            } else if last.is_some_and(|signer| now.duration_since(signer.at) < min_gap) {
-                Err(Rejection::TooFrequent)
-            } else {
-                Ok(accepted)
-            }
-        });
-        let acceptance = match verdict {
-            Ok(accepted) => {
+            local: message.local,
+        };
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        // A plain (identity-hashed) topic: its hash is its name.
+        let template = message.topic.as_str() == template::TOPIC;
+        let verdict = if template {
+            state.receiver.template(gossip, now, wall)
+        } else {
+            Some(state.receiver.signed(gossip, now, wall))
+        };
+        let Some(verdict) = verdict else {
+            message.report(MessageAcceptance::Ignore);
+            return Ok(());
+        };
+        let acceptance = verdict.acceptance();
+        match verdict {
+            Verdict::Accepted(update) => {
                 state.stats.accepted += 1;
+                state.stats.template_accepted += u64::from(template);
                 self.metrics.heartbeat_received();
-                if state.last_seen.len() >= MAX_TRACKED_PEERS
-                    && !state.last_seen.contains_key(&accepted.peer)
-                {
-                    // Forget signers not heard from within the validation
-                    // window first (their old heartbeats are stale anyway),
-                    // else the one heard from longest ago.
-                    let window = self.config.window();
-                    state
-                        .last_seen
-                        .retain(|_, signer| now.duration_since(signer.at) < window);
-                    if state.last_seen.len() >= MAX_TRACKED_PEERS
-                        && let Some(oldest) = state
-                            .last_seen
-                            .iter()
-                            .min_by_key(|(_, signer)| signer.at)
-                            .map(|(peer, _)| *peer)
-                    {
-                        state.last_seen.remove(&oldest);
-                    }
+                match update {
+                    Ok(held) => self.address_book.cast(AddressBookMessage::Held {
+                        update: held.update,
+                        slot: held.slot,
+                    })?,
+                    Err(coalesced) => self.metrics.book_update_coalesced(coalesced.name()),
                 }
-                state
-                    .last_seen
-                    .entry(accepted.peer)
-                    .and_modify(|signer| {
-                        signer.sequence = accepted.sequence;
-                        signer.at = now;
-                    })
-                    .or_insert(Signer {
-                        sequence: accepted.sequence,
-                        at: now,
-                        booked: None,
-                    });
-                let mut addresses = accepted.addresses;
-                // From another host, its loopback addresses are not its; an
-                // unspecified or multicast one is nobody's.
-                addresses.retain(|a| is_believable(a, message.local));
-                self.update_book(
-                    state,
-                    accepted.peer,
-                    addresses,
-                    accepted.subnet_node_id,
-                    now,
-                )?;
-                MessageAcceptance::Accept
             }
-            Err(rejection) => self.rejected(state, rejection, propagation_source, signer),
-        };
-        message.report(acceptance);
-        Ok(())
-    }
-
-    /// Gives the book a signer's addresses, unless they are what it gave
-    /// less than `book_refresh` ago, or the book is busy.
-    fn update_book(
-        &self,
-        state: &mut HeartbeatState,
-        peer: PeerId,
-        addresses: Vec<libp2p::Multiaddr>,
-        subnet_node_id: u64,
-        now: Instant,
-    ) -> Result<(), ActorProcessingErr> {
-        let digest = {
-            use std::hash::{Hash, Hasher};
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            (&addresses, subnet_node_id).hash(&mut hasher);
-            hasher.finish()
-        };
-        let signer = state.last_seen.get_mut(&peer).expect("noted before");
-        if signer.booked.is_some_and(|(booked, at)| {
-            booked == digest && now.duration_since(at) < self.book_refresh
-        }) {
-            self.metrics.book_update_coalesced("unchanged");
-            return Ok(());
+            Verdict::Rejected(rejection) => {
+                *state.stats.rejected.entry(rejection).or_default() += 1;
+                self.metrics.heartbeat_rejected(rejection.name());
+                tracing::debug!(from = %propagation_source, ?signer, "heartbeat not accepted: {}", rejection.name());
+                if rejection.blames_forwarder() {
+                    self.reputation
+                        .report(propagation_source, Violation::InvalidHeartbeat);
+                }
+            }
         }
-        let Ok(slot) = state.book_slots.clone().try_acquire_owned() else {
-            self.metrics.book_update_coalesced("busy");
-            return Ok(());
-        };
-        signer.booked = Some((digest, now));
-        self.address_book.cast(AddressBookMessage::Held {
-            update: Update::Learned {
-                peer,
-                addresses,
-                source: Source::Heartbeat,
-                subnet_node_id: Some(subnet_node_id),
-            },
-            slot,
-        })?;
+        message.report(acceptance);
         Ok(())
     }
 }

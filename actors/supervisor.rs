@@ -299,8 +299,11 @@ impl NodeSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         if let Some(config) = &self.heartbeat {
             let actor = HeartbeatActor {
-                config: config.clone(),
-                topic: heartbeat::topic(config.subnet_id()),
+                config: config.clone().with_book_refresh(
+                    self.book_config
+                        .ttl(address_book::Source::Heartbeat)
+                        .map_or(MAX_BOOK_REFRESH, |ttl| (ttl / 4).min(MAX_BOOK_REFRESH)),
+                ),
                 local_peer: self.local_peer,
                 addresses: self.listen_addrs.clone(),
                 swarm: state.actors.swarm.clone(),
@@ -309,10 +312,6 @@ impl NodeSupervisor {
                 metrics: self.metrics.clone(),
                 gate: self.gate.clone(),
                 reputation: self.shared.reputation.clone(),
-                book_refresh: self
-                    .book_config
-                    .ttl(address_book::Source::Heartbeat)
-                    .map_or(MAX_BOOK_REFRESH, |ttl| (ttl / 4).min(MAX_BOOK_REFRESH)),
             };
             let (heartbeat, _) = Actor::spawn_linked(None, actor, (), myself.get_cell()).await?;
             let topic = IdentTopic::new(heartbeat::topic(config.subnet_id())).hash();

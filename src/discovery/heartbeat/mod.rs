@@ -9,12 +9,34 @@
 //! addresses parse and are few enough. Each verdict is reported back to
 //! GossipSub (so peer scoring works); accepted heartbeats feed the address
 //! book with source `heartbeat`.
+//!
+//! - this file: the settings ([`Config`]), why a heartbeat is not accepted
+//!   ([`Rejection`]), the [`topic`];
+//! - `signed.rs`: the signed heartbeat: [`build`], [`validate`];
+//! - [`template`]: the Python subnet template's JSON heartbeat;
+//! - `signers.rs`: the signers remembered, bounded ([`MAX_TRACKED_PEERS`]);
+//! - `receiver.rs`: a received heartbeat of either kind, from its bytes to
+//!   the verdict and what the address book learns; the heartbeat actor
+//!   feeds it GossipSub's messages and does what it decides.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use libp2p::{Multiaddr, PeerId, gossipsub::MessageAcceptance};
+use libp2p::gossipsub::MessageAcceptance;
 
-include!(concat!(env!("OUT_DIR"), "/subnet.heartbeat.rs"));
+mod receiver;
+mod signed;
+mod signers;
+pub mod template;
+
+pub use receiver::MAX_PENDING_BOOK_UPDATES;
+pub(crate) use receiver::{Gossip, Receiver, Verdict};
+pub use signed::{Accepted, Heartbeat, build, validate};
+pub use signers::MAX_TRACKED_PEERS;
+
+/// How often, at most, a signer whose addresses and node id did not change
+/// updates the book by default: 15 s (a quarter of the book's default
+/// heartbeat time-to-live, 90 s, is more).
+const DEFAULT_BOOK_REFRESH: Duration = Duration::from_secs(15);
 
 /// The GossipSub topic of a subnet's heartbeats.
 pub fn topic(subnet_id: u64) -> String {
@@ -31,7 +53,11 @@ pub struct Config {
     window: Duration,
     max_addresses: usize,
     max_size: usize,
-    template: Option<super::template_heartbeat::Config>,
+    template: Option<template::Config>,
+    /// How often a signer whose addresses and node id did not change
+    /// updates the book (which keeps them alive); heartbeats in between
+    /// are coalesced (`reason="unchanged"`).
+    book_refresh: Duration,
 }
 
 impl Config {
@@ -57,21 +83,36 @@ impl Config {
             max_addresses: Self::DEFAULT_MAX_ADDRESSES,
             max_size: Self::DEFAULT_MAX_SIZE,
             template: None,
+            book_refresh: DEFAULT_BOOK_REFRESH,
         }
     }
 
     /// Also reads (and, if `template.publish`, publishes) the Python
     /// subnet template's JSON heartbeat on the topic `heartbeat`
-    /// ([`template_heartbeat`](super::template_heartbeat)), so that the
-    /// node learns the node ids of Python nodes and they see it.
-    pub fn with_template(mut self, template: super::template_heartbeat::Config) -> Self {
+    /// ([`template`]), so that the node learns the node ids of Python nodes
+    /// and they see it.
+    pub fn with_template(mut self, template: template::Config) -> Self {
         self.template = Some(template);
         self
     }
 
     /// The template heartbeat's settings, if it is on.
-    pub fn template(&self) -> Option<&super::template_heartbeat::Config> {
+    pub fn template(&self) -> Option<&template::Config> {
         self.template.as_ref()
+    }
+
+    /// Sets how often a signer whose addresses and node id did not change
+    /// updates the book: the node sets it from the book's heartbeat
+    /// time-to-live.
+    pub(crate) fn with_book_refresh(mut self, refresh: Duration) -> Self {
+        self.book_refresh = refresh;
+        self
+    }
+
+    /// How often a signer whose addresses and node id did not change
+    /// updates the book.
+    pub(crate) fn book_refresh(&self) -> Duration {
+        self.book_refresh
     }
 
     /// Sets the epoch length and how many heartbeats are sent per epoch.
@@ -206,172 +247,12 @@ impl Rejection {
             _ => MessageAcceptance::Reject,
         }
     }
-}
 
-/// A heartbeat that passed validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accepted {
-    /// The sender.
-    pub peer: PeerId,
-    /// Its subnet node id.
-    pub subnet_node_id: u64,
-    /// Its epoch.
-    pub epoch: u64,
-    /// Its addresses.
-    pub addresses: Vec<Multiaddr>,
-    /// Its sequence number.
-    pub sequence: u64,
-}
-
-/// Validates a received heartbeat. `signer` is the GossipSub message's
-/// verified author; `last_sequence` the highest sequence accepted from it.
-pub fn validate(
-    config: &Config,
-    data: &[u8],
-    signer: Option<PeerId>,
-    now: SystemTime,
-    last_sequence: Option<u64>,
-) -> Result<Accepted, Rejection> {
-    if data.len() > config.max_size {
-        return Err(Rejection::Oversized);
-    }
-    let heartbeat =
-        <Heartbeat as prost::Message>::decode(data).map_err(|_| Rejection::Malformed)?;
-    let peer = PeerId::from_bytes(&heartbeat.peer_id).map_err(|_| Rejection::Malformed)?;
-    if signer != Some(peer) {
-        return Err(Rejection::Forged);
-    }
-    if heartbeat.subnet_id != config.subnet_id {
-        return Err(Rejection::WrongSubnet);
-    }
-    let now_ms = now
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64;
-    if now_ms.abs_diff(heartbeat.timestamp_ms) > config.window.as_millis() as u64 {
-        return Err(Rejection::Stale);
-    }
-    if last_sequence.is_some_and(|last| heartbeat.sequence <= last) {
-        return Err(Rejection::Replayed);
-    }
-    if heartbeat.addresses.len() > config.max_addresses {
-        return Err(Rejection::BadAddresses);
-    }
-    let addresses = heartbeat
-        .addresses
-        .into_iter()
-        .map(Multiaddr::try_from)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| Rejection::BadAddresses)?;
-    Ok(Accepted {
-        peer,
-        subnet_node_id: heartbeat.subnet_node_id,
-        epoch: heartbeat.epoch,
-        addresses,
-        sequence: heartbeat.sequence,
-    })
-}
-
-/// Builds this node's heartbeat. Addresses that are not loopback come first.
-pub fn build(
-    config: &Config,
-    peer: PeerId,
-    addresses: &[Multiaddr],
-    sequence: u64,
-    now: SystemTime,
-) -> Heartbeat {
-    let mut ordered: Vec<&Multiaddr> = addresses.iter().collect();
-    ordered.sort_by_key(|a| crate::multiaddr::is_loopback(a));
-    Heartbeat {
-        peer_id: peer.to_bytes(),
-        subnet_id: config.subnet_id,
-        subnet_node_id: config.subnet_node_id,
-        epoch: config.epoch_at(now),
-        addresses: ordered
-            .into_iter()
-            .take(config.max_addresses)
-            .map(|a| a.to_vec())
-            .collect(),
-        timestamp_ms: now
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64,
-        sequence,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn encoded(heartbeat: &Heartbeat) -> Vec<u8> {
-        prost::Message::encode_to_vec(heartbeat)
-    }
-
-    #[test]
-    fn accepts_a_good_heartbeat_and_rejects_each_bad_one() {
-        let config = Config::new(7, 1);
-        let peer = PeerId::random();
-        let now = SystemTime::now();
-        let addresses = [
-            "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
-            "/ip4/10.0.0.1/tcp/1".parse().unwrap(),
-        ];
-        let good = build(&config, peer, &addresses, 5, now);
-        let accepted = validate(&config, &encoded(&good), Some(peer), now, Some(4)).unwrap();
-        assert_eq!(
-            accepted.addresses[0].to_string(),
-            "/ip4/10.0.0.1/tcp/1",
-            "reachable first"
-        );
-
-        let check =
-            |data: Vec<u8>, signer, last| validate(&config, &data, signer, now, last).unwrap_err();
-        assert_eq!(
-            check(encoded(&good), Some(PeerId::random()), None),
-            Rejection::Forged
-        );
-        assert_eq!(check(encoded(&good), None, None), Rejection::Forged);
-        let other_subnet = Heartbeat {
-            subnet_id: 8,
-            ..good.clone()
-        };
-        assert_eq!(
-            check(encoded(&other_subnet), Some(peer), None),
-            Rejection::WrongSubnet
-        );
-        let stale = Heartbeat {
-            timestamp_ms: good.timestamp_ms - 120_000,
-            ..good.clone()
-        };
-        assert_eq!(check(encoded(&stale), Some(peer), None), Rejection::Stale);
-        assert_eq!(
-            check(encoded(&good), Some(peer), Some(5)),
-            Rejection::Replayed
-        );
-        assert_eq!(
-            check(vec![0xff; 5000], Some(peer), None),
-            Rejection::Oversized
-        );
-        assert_eq!(
-            check(vec![0x0f, 0x00], Some(peer), None),
-            Rejection::Malformed
-        );
-        let too_many = Heartbeat {
-            addresses: vec![addresses[0].to_vec(); 17],
-            ..good.clone()
-        };
-        assert_eq!(
-            check(encoded(&too_many), Some(peer), None),
-            Rejection::BadAddresses
-        );
-        let garbage = Heartbeat {
-            addresses: vec![vec![0xff, 0xff]],
-            ..good
-        };
-        assert_eq!(
-            check(encoded(&garbage), Some(peer), None),
-            Rejection::BadAddresses
-        );
+    /// Whether the peer that forwarded it is at fault: a forwarder
+    /// validates before it forwards, so what it should have rejected is
+    /// its fault. Membership views may lag between nodes, so a
+    /// non-member's is not.
+    pub(crate) fn blames_forwarder(self) -> bool {
+        self.acceptance() == MessageAcceptance::Reject && self != Rejection::NotMember
     }
 }

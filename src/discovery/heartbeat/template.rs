@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
-use super::heartbeat::Rejection;
+use super::Rejection;
 
 /// The template's heartbeat topic (a plain topic name, not hashed).
 pub const TOPIC: &str = "heartbeat";
