@@ -483,6 +483,7 @@ impl EventLoop {
                 self.trim.used(*peer, now);
             }
         }
+        self.metrics.connections_idle(self.trim.idle(now));
         if connected.len() <= self.max_peers {
             return;
         }
