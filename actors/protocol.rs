@@ -26,15 +26,14 @@ use tokio::sync::Semaphore;
 
 use super::request::RequestActor;
 use crate::{
-    codec::FrameError,
     context::RequestId,
     error::ServeError,
     metrics::RequestMetrics,
     protocol::{Config, Protocol},
-    reputation::Violation,
     streams::{
         admission::{InboundSink, InboundStream, Route},
         peer_share::PeerShares,
+        serve::violation,
         shared::Shared,
     },
     warnings::Warnings,
@@ -284,20 +283,5 @@ impl<P: Protocol> Actor for ProtocolActor<P> {
             ),
         }
         Ok(())
-    }
-}
-
-/// The protocol violation a failure shows, if any: a request that is not a
-/// well-formed frame of the protocol's message. A frame cut short is not
-/// one (an honest caller that gives up mid-write leaves one), nor is a
-/// slow, silent or vanished caller.
-fn violation(error: &ServeError) -> Option<Violation> {
-    match error {
-        ServeError::Request {
-            source: FrameError::VarintTooLong | FrameError::TooLarge { .. },
-            ..
-        }
-        | ServeError::Decode { .. } => Some(Violation::MalformedFrame),
-        _ => None,
     }
 }

@@ -47,7 +47,7 @@ use libp2p::{
     tcp, yamux,
 };
 use subnet::{
-    Config, Node, codec,
+    Node, ProtocolConfig, codec,
     task::{TaskProtocol, TaskRequest, TaskResponse},
 };
 use tokio::sync::{mpsc, oneshot};
@@ -140,7 +140,7 @@ async fn subnet_pair(listen: &str, lazy: bool) -> (SubnetCaller, Vec<Node>) {
     let caller = builder().build().await.unwrap();
     let client = caller
         .client::<TaskProtocol>()
-        .with_config(Config::default().with_max_frame(MAX_FRAME));
+        .with_config(ProtocolConfig::default().with_max_frame(MAX_FRAME));
     let address = server.addresses()[0].clone();
     (SubnetCaller { client, address }, vec![server, caller])
 }

@@ -31,7 +31,12 @@ pub use discovery::{address_book, heartbeat, peer_exchange, registry, template_h
 pub use error::{HandlerError, RegisterError, ServeError, StartError};
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol, identity::Keypair};
 pub use node::{Health, Node, NodeBuilder};
-pub use protocol::{Config, Protocol, RateLimit};
+/// The protobuf crate `subnet` is built with: a protocol's own messages
+/// derive `Message` through it (`prost_build::Config::prost_path("::subnet::prost")`),
+/// so their crate needs no `prost` of its own (the README's "Your own
+/// messages").
+pub use prost;
+pub use protocol::{Config as ProtocolConfig, Protocol, RateLimit};
 pub use streams::{
     Banned, InboundStream, MAX_INBOUND_STREAMS_PER_CONNECTION, MAX_OUTBOUND_STREAMS_PER_CONNECTION,
     NotMember, OutboundStream,

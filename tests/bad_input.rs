@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use common::{Probe, next_failure, task};
 use futures::{AsyncReadExt, AsyncWriteExt};
-use subnet::{CallError, Config, Node, StreamProtocol, codec::FrameError, task::TaskProtocol};
+use subnet::{
+    CallError, Node, ProtocolConfig, StreamProtocol, codec::FrameError, task::TaskProtocol,
+};
 
 const MAX_FRAME: usize = 4096;
 
 async fn setup() -> (Node, String, tokio::sync::mpsc::Receiver<String>, Node) {
-    let config = Config::default()
+    let config = ProtocolConfig::default()
         .with_max_frame(MAX_FRAME)
         .with_request_timeout(Duration::from_millis(300));
     let (probe, failures) = Probe::new(config);
@@ -128,7 +130,7 @@ async fn a_response_larger_than_the_callers_maximum_is_rejected() {
     let (_server, address, _failures, caller) = setup().await;
     let small = caller
         .client::<TaskProtocol>()
-        .with_config(Config::default().with_max_frame(1024));
+        .with_config(ProtocolConfig::default().with_max_frame(1024));
     let error = small.call(&address, task("big:2000")).await.unwrap_err();
     assert!(
         matches!(
@@ -162,7 +164,7 @@ async fn a_request_larger_than_the_maximum_is_not_sent() {
     let (_server, address, _failures, caller) = setup().await;
     let small = caller
         .client::<TaskProtocol>()
-        .with_config(Config::default().with_max_frame(16));
+        .with_config(ProtocolConfig::default().with_max_frame(16));
     let error = small
         .call(&address, task("a payload longer than sixteen bytes"))
         .await

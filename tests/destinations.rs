@@ -5,11 +5,11 @@ mod common;
 use std::time::Duration;
 
 use common::task;
-use subnet::{CallError, Config, DestinationError, PeerId, task::TaskProtocol};
+use subnet::{CallError, DestinationError, PeerId, ProtocolConfig, task::TaskProtocol};
 
 fn client(node: &subnet::Node) -> subnet::Client<TaskProtocol> {
     node.client::<TaskProtocol>()
-        .with_config(Config::default().with_call_timeout(Duration::from_secs(10)))
+        .with_config(ProtocolConfig::default().with_call_timeout(Duration::from_secs(10)))
 }
 
 #[tokio::test]

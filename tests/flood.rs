@@ -445,8 +445,8 @@ async fn one_identity_holding_1300_silent_streams_leaves_another_identity_served
     });
     let (negotiated, failed, reset) = settle(&control, port, SILENT).await;
     let held = negotiated - reset;
-    let share = subnet::Config::DEFAULT_MAX_CONCURRENT_PER_PEER
-        + subnet::Config::DEFAULT_MAX_PENDING_PER_PEER;
+    let share = subnet::ProtocolConfig::DEFAULT_MAX_CONCURRENT_PER_PEER
+        + subnet::ProtocolConfig::DEFAULT_MAX_PENDING_PER_PEER;
     let by_peer_limit = common::scrape_sum(
         port,
         "subnet_inbound_refused_total",

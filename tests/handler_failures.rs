@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{Probe, next_failure, task};
 use futures::future::join_all;
-use subnet::{CallError, Config, Phase, task::TaskProtocol};
+use subnet::{CallError, Phase, ProtocolConfig, task::TaskProtocol};
 
 /// Silences the panic messages of the deliberate panics (only those), so
 /// that a thousand of them do not flood the test output.
@@ -24,8 +24,8 @@ fn quiet_deliberate_panics() {
     }));
 }
 
-fn config() -> Config {
-    Config::default().with_handler_deadline(Duration::from_millis(200))
+fn config() -> ProtocolConfig {
+    ProtocolConfig::default().with_handler_deadline(Duration::from_millis(200))
 }
 
 #[tokio::test]
@@ -69,12 +69,12 @@ async fn a_handler_past_its_deadline_fails_only_its_request() {
 
 #[tokio::test]
 async fn a_caller_times_out_waiting_for_a_slow_handler() {
-    let (probe, _failures) = Probe::new(Config::default());
+    let (probe, _failures) = Probe::new(ProtocolConfig::default());
     let (_server, address) = common::probe_server(probe).await;
     let caller = common::node()
         .await
         .client::<TaskProtocol>()
-        .with_config(Config::default().with_call_timeout(Duration::from_millis(300)));
+        .with_config(ProtocolConfig::default().with_call_timeout(Duration::from_millis(300)));
     let error = caller.call(&address, task("sleep:3000")).await.unwrap_err();
     assert!(
         matches!(

@@ -23,7 +23,7 @@ use std::{
 
 use futures::{StreamExt, stream};
 use subnet::{
-    Config, Node,
+    Node, ProtocolConfig,
     security::{NOISE, POS_TRANSPORT},
     task::{TaskProtocol, TaskRequest},
     template_heartbeat,
@@ -121,7 +121,7 @@ async fn rust_calls_python(
     let node = rust_node().await;
     let client = node
         .client::<TaskProtocol>()
-        .with_config(Config::default().with_call_timeout(Duration::from_secs(60)));
+        .with_config(ProtocolConfig::default().with_call_timeout(Duration::from_secs(60)));
     let started = Instant::now();
     let answered: Vec<bool> = stream::iter(0..calls)
         .map(|i| {
@@ -158,9 +158,12 @@ async fn python_calls_rust(
     size: usize,
 ) -> (String, String) {
     let node = rust_node().await;
-    node.register_with(TaskProtocol, Config::default().with_max_frame(BIG + 1024))
-        .await
-        .unwrap();
+    node.register_with(
+        TaskProtocol,
+        ProtocolConfig::default().with_max_frame(BIG + 1024),
+    )
+    .await
+    .unwrap();
     let address = node.addresses()[0].to_string();
     let mut args = vec![
         PEER.to_owned(),

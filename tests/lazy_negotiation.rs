@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Probe, task};
-use subnet::{CallError, Config, Node, task::TaskProtocol};
+use subnet::{CallError, Node, ProtocolConfig, task::TaskProtocol};
 
 async fn lazy_node(builder: subnet::NodeBuilder) -> Node {
     builder
@@ -19,12 +19,14 @@ async fn lazy_node(builder: subnet::NodeBuilder) -> Node {
 
 fn client(node: &Node) -> subnet::Client<TaskProtocol> {
     node.client::<TaskProtocol>()
-        .with_config(Config::default().with_call_timeout(Duration::from_secs(10)))
+        .with_config(ProtocolConfig::default().with_call_timeout(Duration::from_secs(10)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_are_answered_failed_and_refused_as_without_it() {
-    let config = Config::default().with_max_concurrent(1).with_max_pending(0);
+    let config = ProtocolConfig::default()
+        .with_max_concurrent(1)
+        .with_max_pending(0);
     let (probe, _failures) = Probe::new(config);
     let server = lazy_node(Node::builder()).await;
     {

@@ -16,7 +16,7 @@ use std::{
 use common::{eventually, task};
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use subnet::{
-    CallError, Config, HandlerError, Node, Protocol, RequestContext, ServeError, heartbeat,
+    CallError, HandlerError, Node, Protocol, ProtocolConfig, RequestContext, ServeError, heartbeat,
     task::{TaskRequest, TaskResponse},
 };
 use tokio::sync::{Notify, mpsc};
@@ -25,7 +25,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 fn client(node: &Node) -> subnet::Client<Fragile> {
     node.client::<Fragile>()
-        .with_config(Config::default().with_call_timeout(Duration::from_secs(10)))
+        .with_config(ProtocolConfig::default().with_call_timeout(Duration::from_secs(10)))
 }
 
 /// Answers with the payload upper-cased, fails on `error`, sleeps on

@@ -15,7 +15,7 @@ use std::{
 
 use futures::{AsyncReadExt, StreamExt, stream::FuturesUnordered};
 use subnet::{
-    CallError, Config, HandlerError, Protocol, RateLimit, RequestContext, ServeError,
+    CallError, HandlerError, Protocol, ProtocolConfig, RateLimit, RequestContext, ServeError,
     StreamProtocol, codec,
     task::{TaskRequest, TaskResponse},
 };
@@ -76,7 +76,9 @@ fn task(payload: &str) -> TaskRequest {
     common::task(payload)
 }
 
-async fn server(config: Config) -> (subnet::Node, Arc<AtomicUsize>, mpsc::Receiver<String>) {
+async fn server(
+    config: ProtocolConfig,
+) -> (subnet::Node, Arc<AtomicUsize>, mpsc::Receiver<String>) {
     let node = common::node().await;
     let (protocol, handled, failures) = Counted::new();
     node.register_with(protocol, config).await.unwrap();
@@ -87,7 +89,8 @@ async fn server(config: Config) -> (subnet::Node, Arc<AtomicUsize>, mpsc::Receiv
 async fn a_peer_at_ten_times_its_rate_is_refused_and_counted_and_others_are_not() {
     let metrics = subnet::metrics::serve_prometheus(([127, 0, 0, 1], 0).into()).unwrap();
     let limit = RateLimit::per_second(NonZeroU32::new(5).unwrap());
-    let (server, handled, _failures) = server(Config::default().with_rate_limit(limit)).await;
+    let (server, handled, _failures) =
+        server(ProtocolConfig::default().with_rate_limit(limit)).await;
     let address = server.addresses()[0].clone();
     let (greedy, modest) = (common::node().await, common::node().await);
     for caller in [&greedy, &modest] {
@@ -144,7 +147,7 @@ async fn a_peer_at_ten_times_its_rate_is_refused_and_counted_and_others_are_not(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_requests_of_callers_that_timed_out_never_reach_the_handler() {
-    let config = Config::default()
+    let config = ProtocolConfig::default()
         .with_max_concurrent(1)
         .with_call_timeout(Duration::from_millis(500));
     let (server, handled, mut failures) = server(config.clone()).await;
@@ -227,7 +230,7 @@ async fn a_slow_steady_reader_gets_a_4_mb_response_and_a_stopped_one_is_cut() {
     const SIZE: usize = 4_000_000;
     let stall = Duration::from_secs(2);
     let (server, _handled, mut failures) =
-        server(Config::default().with_stall_timeout(stall)).await;
+        server(ProtocolConfig::default().with_stall_timeout(stall)).await;
     let caller = common::node().await;
 
     // About 320 KiB/s: 32 KiB every 100 ms, some 12.5 s in all, past the

@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use common::{Probe, task};
 use futures::future::join_all;
-use subnet::{CallError, Config, Node, task::TaskProtocol};
+use subnet::{CallError, Node, ProtocolConfig, task::TaskProtocol};
 
 const SENT: usize = 600;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_is_answered_or_refused() {
     // 4 handlers run at once, 4 more requests may wait: 8 admitted.
-    let config = Config::default().with_max_concurrent(4).with_max_pending(4);
+    let config = ProtocolConfig::default()
+        .with_max_concurrent(4)
+        .with_max_pending(4);
     let (probe, _failures) = Probe::new(config);
     let (_server, address) = common::probe_server(probe).await;
     let mut callers: Vec<Node> = Vec::new();
@@ -24,7 +26,7 @@ async fn every_request_is_answered_or_refused() {
     let calls = (0..SENT).map(|i| {
         let client = callers[i % callers.len()]
             .client::<TaskProtocol>()
-            .with_config(Config::default().with_call_timeout(Duration::from_secs(60)));
+            .with_config(ProtocolConfig::default().with_call_timeout(Duration::from_secs(60)));
         let address = address.clone();
         async move { client.call(&address, task("sleep:50")).await }
     });

@@ -15,7 +15,7 @@ use std::{
 };
 
 use common::{KillOnDrop, Probe, free_port, task};
-use subnet::{Config, Node, PeerId, heartbeat, task::TaskProtocol};
+use subnet::{Node, PeerId, ProtocolConfig, heartbeat, task::TaskProtocol};
 
 /// `GET path` on a loopback HTTP server; returns the body.
 async fn http_get(port: u16, path: &str) -> Option<String> {
@@ -103,8 +103,11 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
             .heartbeat(beat(id))
     };
     let a = build("a", 1).build().await.unwrap();
-    let (probe, _failures) =
-        Probe::new(Config::default().with_max_concurrent(2).with_max_pending(2));
+    let (probe, _failures) = Probe::new(
+        ProtocolConfig::default()
+            .with_max_concurrent(2)
+            .with_max_pending(2),
+    );
     {
         let config = probe.config();
         a.register_with(probe, config)

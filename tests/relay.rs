@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::eventually;
 use subnet::{
-    Config, HandlerError, Multiaddr, Node, NodeBuilder, Protocol, RequestContext,
+    HandlerError, Multiaddr, Node, NodeBuilder, Protocol, ProtocolConfig, RequestContext,
     task::{TaskRequest, TaskResponse},
 };
 
@@ -71,7 +71,7 @@ async fn a_call_through_a_relay_is_relayed_in_the_handlers_context() {
     let caller = Node::builder().build().await.unwrap();
     let client = caller
         .client::<Path>()
-        .with_config(Config::default().with_call_timeout(Duration::from_secs(10)));
+        .with_config(ProtocolConfig::default().with_call_timeout(Duration::from_secs(10)));
     let response = client.call(circuit, TaskRequest::default()).await.unwrap();
     assert_eq!(&response.result[..], b"relayed");
 
@@ -96,7 +96,7 @@ async fn a_call_cut_by_the_relays_data_limit_fails_naming_the_circuit() {
     let caller = Node::builder().hole_punching(false).build().await.unwrap();
     let client = caller
         .client::<Path>()
-        .with_config(Config::default().with_call_timeout(Duration::from_secs(10)));
+        .with_config(ProtocolConfig::default().with_call_timeout(Duration::from_secs(10)));
     // A small call fits.
     let called = client
         .call_detailed(circuit.clone(), TaskRequest::default())

@@ -1,6 +1,9 @@
-//! A call's errors, and the one place where what went wrong on the stream
+//! A call's errors, and where what went wrong on the stream
 //! (`src/streams/outbound.rs`: a stream that did not open, an exchange that
-//! failed) becomes what the caller is told.
+//! failed) becomes what the caller is told: each `OpenError` and
+//! `ExchangeError` is named here, once. The steps before and the one after
+//! (a relayed connection's loss is `CircuitClosed`, in `connect.rs`) are
+//! listed in `mod.rs`.
 
 use std::{io, sync::Arc, time::Duration};
 
@@ -130,7 +133,7 @@ pub enum CallError {
     },
     /// The transfer stopped: no byte of the request could be sent, or no
     /// further byte of a response that had begun arrived, for the
-    /// protocol's stall timeout (`Config::stall_timeout`).
+    /// protocol's stall timeout (`ProtocolConfig::stall_timeout`).
     #[error("the call to {peer} made no progress for {stall:?} while {phase}")]
     Stalled {
         /// The peer.

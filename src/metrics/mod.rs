@@ -59,6 +59,9 @@ pub const CONNECTED_PEERS: &str = "subnet_connected_peers";
 /// Counter: connections closed because the node held more than
 /// `max_peers` (the least recently used first).
 pub const CONNECTIONS_TRIMMED: &str = "subnet_connections_trimmed_total";
+/// Gauge: connected peers unused for the trim grace, those trimming
+/// closes first above `max_peers` (unless protected); set each second.
+pub const CONNECTIONS_IDLE: &str = "subnet_connections_idle";
 /// Peers in the address book, by the source of their best address.
 pub const ADDRESS_BOOK_PEERS: &str = "subnet_address_book_peers";
 /// Address book lookups by a call, by result (hit, miss).
@@ -151,6 +154,10 @@ pub fn describe() {
         CONNECTIONS_TRIMMED,
         "Peers disconnected because more than max_peers were connected"
     );
+    describe_gauge!(
+        CONNECTIONS_IDLE,
+        "Connected peers unused for the trim grace"
+    );
     describe_gauge!(ADDRESS_BOOK_PEERS, "Peers in the address book, by source");
     describe_counter!(
         ADDRESS_BOOK_LOOKUPS,
@@ -201,10 +208,10 @@ pub enum RefusalReason {
     /// The protocol was unregistered (or its actor stopped) meanwhile.
     NotRegistered,
     /// The peer already holds its share of the protocol
-    /// (`Config::max_concurrent_per_peer` + `max_pending_per_peer`).
+    /// (`ProtocolConfig::max_concurrent_per_peer` + `max_pending_per_peer`).
     PeerLimit,
     /// The peer starts requests faster than the protocol's
-    /// `Config::rate_limit`.
+    /// `ProtocolConfig::rate_limit`.
     RateLimited,
     /// The peer is banned; its connections are being closed
     /// (`Node::ban`, or its reputation fell below the threshold).
@@ -255,6 +262,7 @@ impl Metrics {
         }
         gauge!(CONNECTED_PEERS, "node" => node.clone()).increment(0.0);
         counter!(CONNECTIONS_TRIMMED, "node" => node.clone()).increment(0);
+        gauge!(CONNECTIONS_IDLE, "node" => node.clone()).increment(0.0);
         for result in ["hit", "miss"] {
             counter!(ADDRESS_BOOK_LOOKUPS, "node" => node.clone(), "result" => result).increment(0);
         }
@@ -336,6 +344,10 @@ impl Metrics {
 
     pub(crate) fn connected_peers(&self, peers: usize) {
         gauge!(CONNECTED_PEERS, "node" => self.node.clone()).set(peers as f64);
+    }
+
+    pub(crate) fn connections_idle(&self, peers: usize) {
+        gauge!(CONNECTIONS_IDLE, "node" => self.node.clone()).set(peers as f64);
     }
 
     pub(crate) fn connection_trimmed(&self) {

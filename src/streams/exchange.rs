@@ -1,7 +1,8 @@
 //! A call's exchange, the connection's side: on a new outbound stream, one
 //! request frame written and one response frame read, in the connection's
-//! task, then the answer handed to the waiting caller. What a failure
-//! means to the caller is `src/call/error.rs`'s to say.
+//! task, then the answer handed to the waiting caller. The server's side
+//! of the same wire is `serve.rs`. What a failure means to the caller is
+//! `src/call/error.rs`'s to say.
 //!
 //! When the connection ends while exchanges are under way, its handler
 //! hands them to a task of their own (see `handler.rs`): a response that

@@ -17,7 +17,7 @@ use libp2p::{
     Multiaddr, PeerId, Stream, StreamProtocol,
     core::{
         UpgradeInfo,
-        upgrade::{InboundUpgrade, OutboundUpgrade, ReadyUpgrade},
+        upgrade::{InboundUpgrade, ReadyUpgrade},
     },
     swarm::{
         ConnectionHandler, ConnectionHandlerEvent, StreamUpgradeError, SubstreamProtocol,
@@ -215,16 +215,6 @@ impl InboundUpgrade<Stream> for Offered {
     type Future = Ready<Result<Self::Output, Infallible>>;
 
     fn upgrade_inbound(self, stream: Stream, protocol: StreamProtocol) -> Self::Future {
-        ready(Ok((stream, protocol)))
-    }
-}
-
-impl OutboundUpgrade<Stream> for Offered {
-    type Output = (Stream, StreamProtocol);
-    type Error = Infallible;
-    type Future = Ready<Result<Self::Output, Infallible>>;
-
-    fn upgrade_outbound(self, stream: Stream, protocol: StreamProtocol) -> Self::Future {
         ready(Ok((stream, protocol)))
     }
 }

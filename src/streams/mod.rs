@@ -20,6 +20,8 @@
 //! - [`peer_share`]: one peer's share of a protocol (per-peer caps, rate limit).
 //! - [`outbound`]: the connections; callers' stream and exchange requests to them.
 //! - [`exchange`]: one request frame out, one response frame in, in the connection's task.
+//! - [`serve`]: the other end of that wire: one request frame in, the
+//!   handler, one response frame out, in the request's actor.
 //! - [`stall`]: timeouts on progress for every transfer, both ways.
 //! - [`gate`]: membership gating, checked when a connection is established.
 
@@ -30,6 +32,7 @@ pub(crate) mod gate;
 pub(crate) mod handler;
 pub(crate) mod outbound;
 pub(crate) mod peer_share;
+pub(crate) mod serve;
 pub(crate) mod shared;
 pub(crate) mod stall;
 

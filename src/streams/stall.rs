@@ -3,7 +3,7 @@
 //! A slow but steady transfer runs on (bounded as a whole only by the
 //! call's timeout); a stopped one is cut.
 //!
-//! [`Config::stall_timeout`]: crate::Config::stall_timeout
+//! [`Config::stall_timeout`]: crate::ProtocolConfig::stall_timeout
 
 use std::{
     io,

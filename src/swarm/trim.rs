@@ -80,6 +80,15 @@ impl Trim {
             .collect()
     }
 
+    /// How many connected peers were not used for the grace period at
+    /// `now`: those trimming closes first, unless protected.
+    pub(crate) fn idle(&self, now: Instant) -> usize {
+        self.used
+            .values()
+            .filter(|used| now.duration_since(**used) >= self.grace)
+            .count()
+    }
+
     /// The peers known as connected (the size of what is kept here).
     #[cfg(test)]
     fn len(&self) -> usize {
@@ -112,6 +121,8 @@ mod tests {
             trim.used(*peer, start);
         }
         let later = start + GRACE * 2;
+        assert_eq!(trim.idle(start), 0);
+        assert_eq!(trim.idle(later), 10);
         assert!(trim.excess(10, 10, 7, |_| false, later).is_empty());
         assert_eq!(trim.excess(11, 10, 7, |_| false, later).len(), 4);
     }

@@ -117,7 +117,7 @@ where
 use std::time::Duration as StdDuration;
 
 use subnet::{
-    Config, HandlerError, RequestContext, ServeError,
+    HandlerError, ProtocolConfig, RequestContext, ServeError,
     task::{TaskRequest, TaskResponse},
 };
 use tokio::sync::mpsc;
@@ -127,18 +127,18 @@ use tokio::sync::mpsc;
 /// upper-cased. Every serving failure is reported, as its `Debug` text, on
 /// the channel `failures` returns.
 pub struct Probe {
-    config: Config,
+    config: ProtocolConfig,
     failures: mpsc::Sender<String>,
 }
 
 impl Probe {
     /// The limits the probe is served with.
-    pub fn config(&self) -> Config {
+    pub fn config(&self) -> ProtocolConfig {
         self.config.clone()
     }
 
     /// A probe with `config`, and the receiver of its failures.
-    pub fn new(config: Config) -> (Self, mpsc::Receiver<String>) {
+    pub fn new(config: ProtocolConfig) -> (Self, mpsc::Receiver<String>) {
         let (failures, receiver) = mpsc::channel(4096);
         (Self { config, failures }, receiver)
     }

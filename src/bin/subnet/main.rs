@@ -396,7 +396,7 @@ async fn run(command: Command) -> Result<(), String> {
             };
             let client = node
                 .client::<TaskProtocol>()
-                .with_config(subnet::Config::default().with_call_timeout(CLIENT_TIMEOUT));
+                .with_config(subnet::ProtocolConfig::default().with_call_timeout(CLIENT_TIMEOUT));
             let calls = count.unwrap_or(1).max(1);
             let mut answered = Ok(());
             for i in 1..=calls {
@@ -435,7 +435,7 @@ async fn run(command: Command) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             let client = node
                 .client::<Admin>()
-                .with_config(subnet::Config::default().with_call_timeout(CLIENT_TIMEOUT));
+                .with_config(subnet::ProtocolConfig::default().with_call_timeout(CLIENT_TIMEOUT));
             let answer = client.call(&target, PeersRequest {}).await;
             node.shutdown().await;
             let answer = answer.map_err(|e| e.to_string())?;

@@ -268,7 +268,7 @@ async fn measure(
         .map_err(|e| e.to_string())?;
     let client = observer
         .client::<Admin>()
-        .with_config(subnet::Config::default().with_call_timeout(ASK_TIMEOUT));
+        .with_config(subnet::ProtocolConfig::default().with_call_timeout(ASK_TIMEOUT));
     // Base58 once, not for every book of every poll.
     let peers: Vec<String> = processes.iter().map(|p| p.peer.to_string()).collect();
     let complete = |index: usize, book: &[subnet::admin::Peer]| {

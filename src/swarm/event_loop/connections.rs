@@ -120,6 +120,7 @@ impl ConnectionPolicy {
                 self.trim.used(*peer, now);
             }
         }
+        self.metrics.connections_idle(self.trim.idle(now));
         if connected.len() <= self.max_peers {
             return;
         }
