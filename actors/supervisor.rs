@@ -15,10 +15,12 @@
 //!
 //! ```text
 //! inbound:  connection task: src/streams/handler.rs → src/streams/admission.rs (permit or reset)
-//!           → ProtocolActor mailbox → RequestActor: read, handler, write (actors/request.rs)
+//!           → ProtocolActor mailbox → RequestActor (turns, span, metrics: actors/request.rs)
+//!           → src/streams/serve.rs: read, handler, write
 //! outbound: src/call/client.rs → src/call/connect.rs (discovery, dial via SwarmActor if needed)
 //!           → src/streams/outbound.rs → connection task: src/streams/exchange.rs (write, read)
-//! gossip:   SwarmActor's event loop → GossipPort (OutputPort) → HeartbeatActor → verdict to SwarmActor
+//! gossip:   the swarm's event loop (src/swarm/event_loop/) → GossipPort (OutputPort)
+//!           → HeartbeatActor (src/discovery/heartbeat/receiver.rs decides) → verdict back
 //! ```
 //!
 //! Failure policy, decided here and in `ProtocolActor`:
@@ -61,7 +63,7 @@ use crate::{
     },
     metrics::Metrics,
     streams::{gate::Gate, shared::Shared},
-    supervision::{Ended, Restarts, StopChildren, is},
+    supervision::{Ended, Restarts, StopChildren, is, stop_in_order},
     swarm::{self, Built, Command, GossipPort, addresses::ListenAddresses, event_loop::Handles},
 };
 
@@ -71,10 +73,6 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Restarts of the heartbeat actor allowed within [`RESTART_WINDOW`];
 /// one more fails the node.
 pub const MAX_RESTARTS: usize = 5;
-
-/// The longest a heartbeat signer's unchanged addresses go without
-/// refreshing the address book.
-const MAX_BOOK_REFRESH: Duration = Duration::from_secs(15);
 
 /// The window [`MAX_RESTARTS`] counts in: 60 s.
 pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
@@ -156,9 +154,6 @@ impl Actor for NodeSupervisor {
         let mut started = StopChildren(Vec::new());
         let (address_book, _) = Actor::spawn_linked(None, book, (), myself.get_cell()).await?;
         started.0.push(address_book.get_cell());
-        let swarm_actor = SwarmActor {
-            config: self.swarm.clone(),
-        };
         let metrics = self.metrics.clone();
         let handles = Handles {
             book: self.book.clone(),
@@ -171,9 +166,8 @@ impl Actor for NodeSupervisor {
             shared: self.shared.clone(),
             metrics: self.metrics.clone(),
         };
-        let arguments = (swarm, handles);
-        let (swarm, _) =
-            Actor::spawn_linked(None, swarm_actor, arguments, myself.get_cell()).await?;
+        let config = self.swarm.clone();
+        let swarm = SwarmActor::spawn_linked(config, swarm, handles, myself.get_cell()).await?;
         started.0.push(swarm.get_cell());
         let mut state = NodeState {
             actors: NodeActors {
@@ -192,15 +186,6 @@ impl Actor for NodeSupervisor {
         }
         started.0.clear();
         Ok(state)
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<NodeMessage>,
-        message: NodeMessage,
-        _state: &mut NodeState,
-    ) -> Result<(), ActorProcessingErr> {
-        match message {}
     }
 
     async fn handle_supervisor_evt(
@@ -266,24 +251,9 @@ impl Actor for NodeSupervisor {
             Some(state.actors.swarm.get_cell()),
             Some(state.actors.address_book.get_cell()),
         ];
-        let protocols: Vec<ActorCell> = myself
-            .get_children()
-            .into_iter()
-            .filter(|child| !core.iter().flatten().any(|c| c.get_id() == child.get_id()))
-            .collect();
+        let core: Vec<ActorCell> = core.into_iter().flatten().collect();
         let grace = self.shutdown_grace + STOP_TIMEOUT;
-        // Drained, not stopped: streams already in a protocol's mailbox are
-        // taken (and refused as `Stopping` if no slot is left for them),
-        // instead of holding their permits until the grace period runs out.
-        futures::future::join_all(
-            protocols
-                .iter()
-                .map(|protocol| protocol.drain_and_wait(Some(grace))),
-        )
-        .await;
-        for cell in core.into_iter().flatten() {
-            let _ = cell.stop_and_wait(None, Some(STOP_TIMEOUT)).await;
-        }
+        stop_in_order(myself.get_cell(), &core, grace, STOP_TIMEOUT).await;
         tracing::info!(peer = %self.local_peer, "node stopped");
         Ok(())
     }
@@ -299,11 +269,7 @@ impl NodeSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         if let Some(config) = &self.heartbeat {
             let actor = HeartbeatActor {
-                config: config.clone().with_book_refresh(
-                    self.book_config
-                        .ttl(address_book::Source::Heartbeat)
-                        .map_or(MAX_BOOK_REFRESH, |ttl| (ttl / 4).min(MAX_BOOK_REFRESH)),
-                ),
+                config: config.clone(),
                 local_peer: self.local_peer,
                 addresses: self.listen_addrs.clone(),
                 swarm: state.actors.swarm.clone(),

@@ -14,7 +14,7 @@
 use std::{panic::AssertUnwindSafe, time::Duration};
 
 use futures::FutureExt;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::swarm::{
@@ -97,6 +97,18 @@ impl Actor for SwarmActor {
 }
 
 impl SwarmActor {
+    /// Starts the actor for `swarm` under `supervisor`.
+    pub(crate) async fn spawn_linked(
+        config: Config,
+        swarm: Built,
+        handles: Handles,
+        supervisor: ActorCell,
+    ) -> Result<ActorRef<Command>, SpawnErr> {
+        let actor = Self { config };
+        let (actor, _) = Actor::spawn_linked(None, actor, (swarm, handles), supervisor).await?;
+        Ok(actor)
+    }
+
     /// Closes the connections gracefully, within [`CLOSE_TIMEOUT`].
     async fn close_connections(state: &SwarmState) {
         let (reply, closed) = tokio::sync::oneshot::channel();

@@ -82,6 +82,28 @@ pub(crate) fn is<M: ractor::Message>(cell: &ActorCell, actor: &ActorRef<M>) -> b
     cell.get_id() == actor.get_id()
 }
 
+/// Stops `supervisor`'s children in order: every child but the `core`
+/// ones first, all at once, within `grace`; then each `core` child in
+/// turn, within `timeout`. The first are drained, not stopped: what is in
+/// their mailboxes (streams, say) is taken, and refused if no slot is left
+/// for it, instead of holding its permits until the grace runs out.
+pub(crate) async fn stop_in_order(
+    supervisor: ActorCell,
+    core: &[ActorCell],
+    grace: Duration,
+    timeout: Duration,
+) {
+    let others: Vec<ActorCell> = supervisor
+        .get_children()
+        .into_iter()
+        .filter(|child| !core.iter().any(|c| c.get_id() == child.get_id()))
+        .collect();
+    futures::future::join_all(others.iter().map(|child| child.drain_and_wait(Some(grace)))).await;
+    for cell in core {
+        let _ = cell.stop_and_wait(None, Some(timeout)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

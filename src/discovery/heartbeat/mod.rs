@@ -101,6 +101,15 @@ impl Config {
         self.template.as_ref()
     }
 
+    /// Sets the book refresh from the book's heartbeat time-to-live
+    /// (`None`: forever): a quarter of it, at most the default 15 s, so
+    /// that a signer's addresses are renewed well before they expire.
+    pub(crate) fn with_book_ttl(self, ttl: Option<Duration>) -> Self {
+        self.with_book_refresh(ttl.map_or(DEFAULT_BOOK_REFRESH, |ttl| {
+            (ttl / 4).min(DEFAULT_BOOK_REFRESH)
+        }))
+    }
+
     /// Sets how often a signer whose addresses and node id did not change
     /// updates the book: the node sets it from the book's heartbeat
     /// time-to-live.

@@ -57,7 +57,10 @@ impl NodeBuilder {
             book_config: self.address_book.clone(),
             registry: self.registry.clone(),
             gate,
-            heartbeat: self.heartbeat.clone(),
+            heartbeat: self
+                .heartbeat
+                .clone()
+                .map(|heartbeat| heartbeat.with_book_ttl(self.address_book.ttl(Source::Heartbeat))),
             bootstrap: bootstrap.clone(),
             swarm: self.swarm.clone(),
             metrics: metrics.clone(),
