@@ -12,7 +12,10 @@ use libp2p::{PeerId, Swarm, gossipsub};
 use ractor::OutputPort;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::{streams::shared::Shared, swarm::build::Behaviour};
+use crate::{
+    streams::shared::Shared,
+    swarm::{addresses::ListenAddresses, build::Behaviour},
+};
 
 /// GossipSub messages awaiting a verdict at once; more are ignored unread
 /// (and counted as `overloaded` heartbeat rejections).
@@ -149,7 +152,7 @@ impl Gossip {
         swarm: &mut Swarm<Behaviour>,
         event: gossipsub::Event,
         shared: &Shared,
-        one_machine: bool,
+        listen_addrs: &ListenAddresses,
     ) {
         match event {
             gossipsub::Event::Message {
@@ -162,7 +165,7 @@ impl Gossip {
                 message_id,
                 message,
                 shared,
-                one_machine,
+                listen_addrs,
             ),
             gossipsub::Event::Subscribed { topic, .. }
                 if self.unsent.as_ref().is_some_and(|(t, _)| *t == topic) =>
@@ -183,7 +186,7 @@ impl Gossip {
         message_id: gossipsub::MessageId,
         message: gossipsub::Message,
         shared: &Shared,
-        one_machine: bool,
+        listen_addrs: &ListenAddresses,
     ) {
         let Ok(permit) = self.pending.clone().try_acquire_owned() else {
             (self.overloaded)();
@@ -201,7 +204,7 @@ impl Gossip {
         // connection, and from its own sender unless this node is on one
         // machine with all its peers (its mesh forwards their heartbeats).
         let local = shared.connections.is_local(&propagation_source)
-            && (message.source == Some(propagation_source) || one_machine);
+            && (message.source == Some(propagation_source) || listen_addrs.one_machine());
         self.port.send(GossipMessage {
             topic: message.topic,
             local,

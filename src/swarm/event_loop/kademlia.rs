@@ -17,7 +17,7 @@ use crate::{
     },
     metrics::Metrics,
     multiaddr::{is_believable, without_peer_id},
-    swarm::build::Behaviour,
+    swarm::{addresses::ListenAddresses, build::Behaviour},
 };
 
 /// Kademlia lookups under way at once; more are answered empty at once.
@@ -53,13 +53,13 @@ impl Lookups {
     /// A lookup progressed: answered (and the book told) once the target's
     /// addresses are found or the query ends. Loopback or link-local
     /// addresses from the DHT are believed only on a node that has nothing
-    /// else (`one_machine`: a subnet on one machine).
+    /// else (a subnet on one machine: `ListenAddresses::one_machine`).
     pub(super) fn on_event(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
         event: kad::Event,
         (updates, metrics): (&Updates, &Metrics),
-        one_machine: bool,
+        listen_addrs: &ListenAddresses,
     ) {
         let kad::Event::OutboundQueryProgressed {
             id,
@@ -78,6 +78,7 @@ impl Lookups {
             Ok(ok) => ok.peers,
             Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
         };
+        let one_machine = listen_addrs.one_machine();
         let found: Vec<Multiaddr> = peers
             .into_iter()
             .filter(|p| p.peer_id == target)

@@ -279,8 +279,6 @@ impl EventLoop {
 
     fn on_behaviour(&mut self, event: BehaviourEvent) {
         let swarm = &mut self.swarm;
-        let one_machine = self.reach.one_machine();
-        let closing = self.connections.closing();
         match event {
             BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -288,14 +286,18 @@ impl EventLoop {
                 info,
             }) => self.on_identify(peer_id, connection_id, info),
             BehaviourEvent::Gossipsub(event) => {
-                self.gossip
-                    .on_event(swarm, event, &self.shared, one_machine)
+                let addresses = self.reach.listen_addrs();
+                self.gossip.on_event(swarm, event, &self.shared, addresses)
             }
             BehaviourEvent::Kademlia(event) => {
                 let ports = (&self.updates, &self.metrics);
-                self.lookups.on_event(swarm, event, ports, one_machine)
+                let addresses = self.reach.listen_addrs();
+                self.lookups.on_event(swarm, event, ports, addresses)
             }
-            BehaviourEvent::AutonatClient(event) => self.reach.on_autonat(swarm, event, closing),
+            BehaviourEvent::AutonatClient(event) => {
+                let closing = self.connections.closing();
+                self.reach.on_autonat(swarm, event, closing)
+            }
             BehaviourEvent::RelayServer(event) => self.reach.on_relay_server(event),
             BehaviourEvent::Dcutr(event) => self.reach.on_dcutr(event),
             _ => {}

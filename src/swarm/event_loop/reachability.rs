@@ -61,9 +61,13 @@ impl Reach {
         }
     }
 
-    /// Whether the node's peers all are on this machine (see
-    /// `ListenAddresses::one_machine`).
-    pub(super) fn one_machine(&self) -> bool {
+    /// The node's listen addresses (whether it is on one machine with all
+    /// its peers: `ListenAddresses::one_machine`).
+    pub(super) fn listen_addrs(&self) -> &ListenAddresses {
+        &self.listen_addrs
+    }
+
+    fn one_machine(&self) -> bool {
         self.listen_addrs.one_machine()
     }
 
