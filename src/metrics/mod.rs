@@ -33,7 +33,7 @@ mod requests;
 mod server;
 
 pub use self::{
-    requests::{Direction, RequestMetrics},
+    requests::{Direction, RefusalReason, RequestMetrics},
     server::{MetricsServer, Probe, ServeMetricsError, serve_prometheus},
 };
 
@@ -195,40 +195,6 @@ pub fn describe() {
     describe_counter!(ACTOR_FAILURES, "Actors that failed, by kind");
     describe_counter!(ACTOR_RESTARTS, "Actors restarted, by kind");
     describe_gauge!(BUILD_INFO, "Always 1; the version label says which");
-}
-
-/// Why an inbound stream was refused before reaching a handler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefusalReason {
-    /// The protocol already serves its maximum of concurrent requests.
-    OverCapacity,
-    /// The stream's connection already holds its maximum of inbound
-    /// streams (`MAX_INBOUND_STREAMS_PER_CONNECTION`).
-    ConnectionLimit,
-    /// The protocol was unregistered (or its actor stopped) meanwhile.
-    NotRegistered,
-    /// The peer already holds its share of the protocol
-    /// (`ProtocolConfig::max_concurrent_per_peer` + `max_pending_per_peer`).
-    PeerLimit,
-    /// The peer starts requests faster than the protocol's
-    /// `ProtocolConfig::rate_limit`.
-    RateLimited,
-    /// The peer is banned; its connections are being closed
-    /// (`Node::ban`, or its reputation fell below the threshold).
-    Banned,
-}
-
-impl RefusalReason {
-    fn label(self) -> &'static str {
-        match self {
-            RefusalReason::OverCapacity => "over_capacity",
-            RefusalReason::NotRegistered => "not_registered",
-            RefusalReason::ConnectionLimit => "connection_limit",
-            RefusalReason::PeerLimit => "peer_limit",
-            RefusalReason::RateLimited => "rate_limited",
-            RefusalReason::Banned => "banned",
-        }
-    }
 }
 
 /// One node's metrics: every recording carries its `node` label.

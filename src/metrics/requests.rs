@@ -1,6 +1,7 @@
 //! One protocol's request metrics in one direction: handles registered
 //! once per recorder, so that recording a request is an atomic update, and
-//! the in-flight guard. The names are `mod.rs`'s.
+//! the in-flight guard; and why an inbound request was refused
+//! ([`RefusalReason`]). The names are `mod.rs`'s.
 
 use std::{
     sync::{Arc, RwLock},
@@ -185,6 +186,41 @@ pub(crate) struct InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.gauge.decrement(1.0);
+    }
+}
+
+/// Why an inbound stream was refused before reaching a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// The protocol already serves its maximum of concurrent requests.
+    OverCapacity,
+    /// The stream's connection already holds its maximum of inbound
+    /// streams (`MAX_INBOUND_STREAMS_PER_CONNECTION`).
+    ConnectionLimit,
+    /// The protocol was unregistered (or its actor stopped) meanwhile.
+    NotRegistered,
+    /// The peer already holds its share of the protocol
+    /// (`ProtocolConfig::max_concurrent_per_peer` + `max_pending_per_peer`).
+    PeerLimit,
+    /// The peer starts requests faster than the protocol's
+    /// `ProtocolConfig::rate_limit`.
+    RateLimited,
+    /// The peer is banned; its connections are being closed
+    /// (`Node::ban`, or its reputation fell below the threshold).
+    Banned,
+}
+
+impl RefusalReason {
+    /// The `reason` label.
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            RefusalReason::OverCapacity => "over_capacity",
+            RefusalReason::NotRegistered => "not_registered",
+            RefusalReason::ConnectionLimit => "connection_limit",
+            RefusalReason::PeerLimit => "peer_limit",
+            RefusalReason::RateLimited => "rate_limited",
+            RefusalReason::Banned => "banned",
+        }
     }
 }
 
