@@ -249,6 +249,31 @@ fn user_errors_get_one_line_and_a_failure_code() {
         "cannot listen",
     );
 
+    // A port another node listens on: libp2p listens with SO_REUSEPORT, so
+    // a second node would share the port with the first (the kernel then
+    // splits the first one's callers between the two) if it were not caught.
+    let first = NodeProcess::start(&["--listen", "/ip4/127.0.0.1/tcp/0"]);
+    let held = first.address.split("/p2p/").next().unwrap().to_owned();
+    let mut second = KillOnDrop(
+        Command::new(BIN)
+            .args(["node", "--listen", &held])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while second.0.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a second node started on {held}, which the first holds"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(second);
+    fails_with_one_line(&["node", "--listen", &held], "is in use");
+    drop(first);
+
     // An unreachable bootstrap peer.
     let closed = free_port();
     let unreachable = format!(

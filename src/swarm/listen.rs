@@ -124,6 +124,10 @@ fn bind(
 ) -> Result<HashMap<ListenerId, Multiaddr>, StartError> {
     let mut listeners = HashMap::new();
     for address in listen {
+        check_port_free(address).map_err(|source| StartError::Listen {
+            address: address.clone(),
+            source: TransportError::Other(source),
+        })?;
         let id = swarm
             .listen_on(address.clone())
             .map_err(|source| match &source {
@@ -138,4 +142,51 @@ fn bind(
         listeners.insert(id, address.clone());
     }
     Ok(listeners)
+}
+
+/// Fails if another listener holds `address`'s TCP port. libp2p-tcp
+/// listens with `SO_REUSEPORT` (so that hole punching can dial from the
+/// listening port), and so does every other node: a second node on a port
+/// one holds would bind it too, and the kernel would split incoming
+/// connections between the two (callers of the first then reach the
+/// second: "unexpected peer id"). A bind without `SO_REUSEPORT` (with
+/// `SO_REUSEADDR`, so that connections in `TIME_WAIT` do not count; IPv6
+/// only, as libp2p's own) fails while any listener holds the port; it is
+/// closed at once. Port 0 and addresses other than
+/// `/ip4|ip6/<ip>/tcp/<port>` are not checked.
+fn check_port_free(address: &Multiaddr) -> std::io::Result<()> {
+    use libp2p::multiaddr::Protocol;
+    let mut parts = address.iter();
+    let ip: std::net::IpAddr = match parts.next() {
+        Some(Protocol::Ip4(ip)) => ip.into(),
+        Some(Protocol::Ip6(ip)) => ip.into(),
+        _ => return Ok(()),
+    };
+    let port = match parts.next() {
+        Some(Protocol::Tcp(port)) if port != 0 => port,
+        _ => return Ok(()),
+    };
+    let address = std::net::SocketAddr::new(ip, port);
+    let probe = || -> std::io::Result<()> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(address),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        if address.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_reuse_address(true)?;
+        socket.bind(&address.into())
+    };
+    match probe() {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("port {port} is in use (another node or program listens on it)"),
+        )),
+        // Not ours to judge (no such address here, say): libp2p's own
+        // listener reports it.
+        Err(_) => Ok(()),
+    }
 }
