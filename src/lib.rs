@@ -37,6 +37,11 @@ pub use node::{Health, Node, NodeBuilder};
 /// messages").
 pub use prost;
 pub use protocol::{Config as ProtocolConfig, Protocol, RateLimit};
+/// The actor crate `subnet` is built on: embedding a node under an actor
+/// of one's own (`NodeBuilder::spawn_linked`) takes this `ractor`'s
+/// `ActorCell`, so the embedding crate uses `subnet::ractor` rather than a
+/// version of its own that may differ.
+pub use ractor;
 pub use streams::{
     Banned, InboundStream, MAX_INBOUND_STREAMS_PER_CONNECTION, MAX_OUTBOUND_STREAMS_PER_CONNECTION,
     NotMember, OutboundStream,
