@@ -18,7 +18,8 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use libp2p::{PeerId, gossipsub::MessageAcceptance};
+use libp2p::PeerId;
+use libp2p_gossipsub::MessageAcceptance;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::address_book::AddressBookMessage;

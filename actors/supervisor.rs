@@ -45,7 +45,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use libp2p::{Multiaddr, PeerId, gossipsub::IdentTopic};
+use libp2p::{Multiaddr, PeerId};
+use libp2p_gossipsub::IdentTopic;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use super::{

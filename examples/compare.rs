@@ -40,12 +40,13 @@ use std::{
 use clap::Parser;
 use futures::{AsyncRead, AsyncWrite, StreamExt, stream};
 use libp2p::{
-    Multiaddr, StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify,
+    Multiaddr, StreamProtocol, Swarm, SwarmBuilder, identify,
     identity::Keypair,
     noise, ping, request_response,
     swarm::{NetworkBehaviour, SwarmEvent},
     tcp, yamux,
 };
+use libp2p_gossipsub as gossipsub;
 use subnet::{
     Node, ProtocolConfig, codec,
     task::{TaskProtocol, TaskRequest, TaskResponse},

@@ -19,7 +19,7 @@ use std::{
     sync::{Arc, Mutex, Weak},
 };
 
-use prometheus_client::registry::Registry;
+use prometheus_client::{metrics::counter::Counter, registry::Registry};
 
 /// A node's registry of libp2p metrics.
 pub(crate) type NodeRegistry = Arc<Mutex<Registry>>;
@@ -36,6 +36,19 @@ pub(crate) fn node_registry(label: &str) -> NodeRegistry {
     all.retain(|r| r.strong_count() > 0);
     all.push(Arc::downgrade(&registry));
     registry
+}
+
+/// The counter of GossipSub messages received, `libp2p_gossipsub_messages`
+/// (`_total` in the exposition), registered as libp2p-metrics registers it
+/// (its `gossipsub.rs`): GossipSub is this crate's fixed copy, used
+/// directly, so libp2p-metrics' own recorder of its events is not built.
+pub(crate) fn gossip_messages(registry: &mut Registry) -> Counter {
+    let messages = Counter::default();
+    registry
+        .sub_registry_with_prefix("libp2p")
+        .sub_registry_with_prefix("gossipsub")
+        .register("messages", "Number of messages received", messages.clone());
+    messages
 }
 
 /// The libp2p metrics of every live node, in Prometheus text format.

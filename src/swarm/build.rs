@@ -8,7 +8,7 @@ use std::{num::NonZeroU32, sync::Arc, time::Duration};
 use libp2p::{
     PeerId, StreamProtocol, Swarm, SwarmBuilder, autonat, connection_limits,
     core::upgrade,
-    dcutr, gossipsub, identify,
+    dcutr, identify,
     identity::Keypair,
     kad::{self, store::MemoryStore},
     ping, relay,
@@ -23,6 +23,7 @@ use crate::{
     error::StartError,
     streams::{self, Shared, gate::Gate},
 };
+use libp2p_gossipsub as gossipsub;
 
 /// Identify protocol version announced by nodes.
 const IDENTIFY_PROTOCOL: &str = "/subnet/1.0.0";
@@ -128,6 +129,10 @@ pub struct Built(pub(crate) Swarm<Behaviour>, pub(crate) Libp2pMetrics);
 /// rendered by the metrics server while this lives.
 pub(crate) struct Libp2pMetrics {
     pub(crate) recorder: libp2p::metrics::Metrics,
+    /// GossipSub messages received (`libp2p_gossipsub_messages_total`, as
+    /// libp2p-metrics counts them when GossipSub comes through libp2p; here
+    /// it comes directly, the fixed copy).
+    pub(crate) gossip_messages: prometheus_client::metrics::counter::Counter,
     _registry: crate::metrics::libp2p_metrics::NodeRegistry,
 }
 
@@ -331,11 +336,13 @@ pub(crate) fn build(
             .map_err(|e| transport(&e))?;
     }
     let recorder = libp2p::metrics::Metrics::new(&mut libp2p_registry);
+    let gossip_messages = crate::metrics::libp2p_metrics::gossip_messages(&mut libp2p_registry);
     drop(libp2p_registry);
     Ok((
         swarm,
         Libp2pMetrics {
             recorder,
+            gossip_messages,
             _registry: registry,
         },
     ))

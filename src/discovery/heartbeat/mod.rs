@@ -21,7 +21,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use libp2p::gossipsub::MessageAcceptance;
+use libp2p_gossipsub::MessageAcceptance;
 
 mod receiver;
 mod signed;

@@ -13,7 +13,8 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use libp2p::{PeerId, gossipsub::MessageAcceptance};
+use libp2p::PeerId;
+use libp2p_gossipsub::MessageAcceptance;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Config, Rejection, signed, signers::Signers, template};

@@ -8,7 +8,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use libp2p::{PeerId, Swarm, gossipsub};
+use libp2p::{PeerId, Swarm};
+use libp2p_gossipsub as gossipsub;
 use ractor::OutputPort;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 

@@ -25,9 +25,10 @@ use futures::StreamExt;
 use libp2p::{
     Multiaddr, PeerId, Swarm,
     core::ConnectedPoint,
-    gossipsub, identify,
+    identify,
     swarm::{ConnectionError, ConnectionId, DialError, SwarmEvent},
 };
+use libp2p_gossipsub as gossipsub;
 use ractor::RpcReplyPort;
 use tokio::sync::mpsc;
 
@@ -411,7 +412,11 @@ impl EventLoop {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => metrics.record(e),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => metrics.record(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                ..
+            })) => {
+                self.libp2p_metrics.gossip_messages.inc();
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Kademlia(e)) => metrics.record(e),
             SwarmEvent::Behaviour(BehaviourEvent::RelayServer(e)) => metrics.record(e),
             SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => metrics.record(e),
