@@ -60,7 +60,6 @@ use crate::{
         address_book::{self, AddressBook},
         heartbeat,
         registry::Registry,
-        template_heartbeat,
     },
     metrics::Metrics,
     streams::{gate::Gate, shared::Shared},
@@ -284,7 +283,7 @@ impl NodeSupervisor {
             let topic = IdentTopic::new(heartbeat::topic(config.subnet_id())).hash();
             let template = config
                 .template()
-                .map(|_| IdentTopic::new(template_heartbeat::TOPIC).hash());
+                .map(|_| IdentTopic::new(heartbeat::template::TOPIC).hash());
             self.gossip.subscribe(heartbeat.clone(), move |message| {
                 (message.topic == topic || Some(&message.topic) == template.as_ref())
                     .then(|| HeartbeatMessage::Received(Box::new(message)))
